@@ -1,0 +1,323 @@
+"""Compiling and caching tessera's hand-written kernels (tessera/kernels/*.cu).
+
+Owns: reading a kernel file with the headers it includes, the content-addressed
+cache key, the in-memory and on-disk kernel caches ($TESSERA_CACHE_DIR, default
+~/.cache/tessera/kernels; atomic writes; a corrupt entry is a miss), compile
+listeners for the profiler, `get_kernel` (CuPy launchable function), and the
+offline compile checks used by tests (`compile_check_nvrtc`, `compile_check_hipcc`).
+
+CuPy and cuda-python are imported lazily: importing this module needs neither.
+
+    >>> from tessera.kernels import loader
+    >>> len(loader.cache_key("src", {}, (), ["k<f32>"], "sm_90", "nvrtc-13.0")) == 64
+    True
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KERNELS_DIR = Path(__file__).resolve().parent
+_INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+class KernelCompileError(RuntimeError):
+    """A kernel failed to compile; the message names file, instantiations and log."""
+
+    def __init__(self, file_name, name_expressions, log, compiler="nvrtc"):
+        self.file_name, self.name_expressions, self.log = file_name, list(name_expressions), log
+        names = ", ".join(self.name_expressions) or "(no instantiation)"
+        super().__init__(f"[{compiler}] compiling {file_name} for {names} failed:\n{log}")
+
+
+# ---- compile listeners: the profiler subscribes here --------------------------------
+_listeners: list = []
+
+
+def add_compile_listener(fn):
+    """Call fn({kind: "compile"|"cache_hit", name, seconds, source_hash}) on each compile."""
+    _listeners.append(fn)
+    return fn
+
+
+def remove_compile_listener(fn):
+    if fn in _listeners:
+        _listeners.remove(fn)
+
+
+def _notify(kind, name, seconds, source_hash):
+    event = {"kind": kind, "name": name, "seconds": seconds, "source_hash": source_hash}
+    for fn in list(_listeners):
+        fn(event)
+
+
+# ---- sources and keys -----------------------------------------------------------------
+def read_source(file_name: str) -> str:
+    return (KERNELS_DIR / file_name).read_text()
+
+
+def included_headers(file_name: str, kernels_dir: Path = KERNELS_DIR) -> dict:
+    """{header name: text} for every quoted #include reachable from file_name."""
+    seen: dict = {}
+    stack = [(kernels_dir / file_name).read_text()]
+    while stack:
+        for inc in _INCLUDE_RE.findall(stack.pop()):
+            if inc not in seen and (kernels_dir / inc).exists():
+                seen[inc] = (kernels_dir / inc).read_text()
+                stack.append(seen[inc])
+    return dict(sorted(seen.items()))
+
+
+def cache_key(source, headers, options, name_expressions, arch, compiler_version) -> str:
+    """sha256 over everything that changes the binary; any difference -> another key."""
+    h = hashlib.sha256()
+    for part in (source, json.dumps(headers, sort_keys=True), json.dumps(list(options)),
+                 json.dumps(list(name_expressions)), arch, compiler_version):
+        data = part.encode()
+        h.update(len(data).to_bytes(8, "little"))  # length-prefixed: no ambiguity at joins
+        h.update(data)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TESSERA_CACHE_DIR") or Path.home() / ".cache" / "tessera" / "kernels")
+
+
+# ---- disk cache -----------------------------------------------------------------------
+class DiskCache:
+    """Binary + JSON meta per key. The meta holds the binary's sha256, so a torn or
+    corrupt entry fails verification and reads as a miss (and is removed)."""
+
+    def __init__(self, root: Path | None = None):
+        self.root = Path(root) if root is not None else cache_dir()
+
+    def _paths(self, key):
+        return self.root / f"{key}.bin", self.root / f"{key}.json"
+
+    def get(self, key):
+        """(binary bytes, meta dict) or None."""
+        bin_path, meta_path = self._paths(key)
+        try:
+            meta = json.loads(meta_path.read_text())
+            binary = bin_path.read_bytes()
+            if meta.get("key") != key or meta.get("sha256") != hashlib.sha256(binary).hexdigest():
+                raise ValueError("checksum mismatch")
+            return binary, meta
+        except FileNotFoundError:
+            return None
+        except (ValueError, OSError, UnicodeDecodeError):
+            for p in (bin_path, meta_path):  # corrupt: drop it so the next write is clean
+                try:
+                    p.unlink()
+                except OSError:
+                    pass
+            return None
+
+    def put(self, key, binary: bytes, meta: dict):
+        self.root.mkdir(parents=True, exist_ok=True)
+        bin_path, meta_path = self._paths(key)
+        meta = dict(meta, key=key, sha256=hashlib.sha256(binary).hexdigest())
+        # binary first, meta last: a reader that sees the meta sees a complete binary
+        _atomic_write(bin_path, binary)
+        _atomic_write(meta_path, json.dumps(meta, sort_keys=True).encode())
+
+
+def _atomic_write(path: Path, data: bytes):
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# ---- NVRTC (cuda.bindings) ------------------------------------------------------------
+def cuda_include_dirs() -> list:
+    """Toolkit include dirs holding cuda_fp16.h / mma.h (NVRTC has no default path)."""
+    cands = [os.environ.get(v) for v in ("CUDA_PATH", "CUDA_HOME")]
+    cands = [os.path.join(c, "include") for c in cands if c] + ["/usr/local/cuda/include"]
+    try:
+        import nvidia.cuda_runtime  # pip wheels ship the headers here
+        cands.append(os.path.join(list(nvidia.cuda_runtime.__path__)[0], "include"))
+    except ImportError:
+        pass
+    return [c for c in cands if os.path.exists(os.path.join(c, "cuda_fp16.h"))][:1]
+
+
+def nvrtc_version() -> str:
+    from cuda.bindings import nvrtc
+    _, major, minor = nvrtc.nvrtcVersion()
+    return f"nvrtc-{major}.{minor}"
+
+
+def _check(result, what, prog=None, file_name="", names=()):
+    from cuda.bindings import nvrtc
+    err = result[0] if isinstance(result, tuple) else result
+    if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+        log = _nvrtc_log(prog) if prog is not None else ""
+        raise KernelCompileError(file_name, names, f"{what}: {err}\n{log}")
+    return result[1:] if isinstance(result, tuple) else ()
+
+
+def _nvrtc_log(prog) -> str:
+    from cuda.bindings import nvrtc
+    _, size = nvrtc.nvrtcGetProgramLogSize(prog)
+    buf = b" " * size
+    nvrtc.nvrtcGetProgramLog(prog, buf)
+    return buf.decode(errors="replace").rstrip("\x00 \n")
+
+
+def nvrtc_compile(file_name, name_expressions, arch="sm_90", options=()):
+    """Compile with NVRTC. Returns (binary, {name_expression: lowered name}, log);
+    binary is a cubin for "sm_XX" and PTX for "compute_XX"."""
+    from cuda.bindings import nvrtc
+    source = read_source(file_name)
+    err, prog = nvrtc.nvrtcCreateProgram(source.encode(), file_name.encode(), 0, [], [])
+    _check(err, "nvrtcCreateProgram", None, file_name, name_expressions)
+    try:
+        for n in name_expressions:
+            _check(nvrtc.nvrtcAddNameExpression(prog, n.encode()), "nvrtcAddNameExpression",
+                   prog, file_name, [n])
+        opts = [f"--gpu-architecture={arch}", "-std=c++17", f"-I{KERNELS_DIR}"]
+        opts += [f"-I{d}" for d in cuda_include_dirs()] + list(options)
+        res = nvrtc.nvrtcCompileProgram(prog, len(opts), [o.encode() for o in opts])
+        log = _nvrtc_log(prog)
+        if res[0] != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+            raise KernelCompileError(file_name, name_expressions, log)
+        lowered = {}
+        for n in name_expressions:
+            (low,) = _check(nvrtc.nvrtcGetLoweredName(prog, n.encode()), "nvrtcGetLoweredName",
+                            prog, file_name, [n])
+            lowered[n] = low.decode() if isinstance(low, bytes) else low
+        if arch.startswith("sm_"):
+            (size,) = _check(nvrtc.nvrtcGetCUBINSize(prog), "nvrtcGetCUBINSize", prog)
+            binary = b" " * size
+            _check(nvrtc.nvrtcGetCUBIN(prog, binary), "nvrtcGetCUBIN", prog)
+        else:
+            (size,) = _check(nvrtc.nvrtcGetPTXSize(prog), "nvrtcGetPTXSize", prog)
+            binary = b" " * size
+            _check(nvrtc.nvrtcGetPTX(prog, binary), "nvrtcGetPTX", prog)
+        return binary, lowered, log
+    finally:
+        nvrtc.nvrtcDestroyProgram(prog)
+
+
+@dataclass
+class KernelResources:
+    registers: int = 0
+    spill_stores: int = 0
+    spill_loads: int = 0
+    stack_bytes: int = 0
+    shared_bytes: int = 0
+
+
+@dataclass
+class CompileReport:
+    """Per-instantiation resources parsed from the compiler's resource report."""
+    file_name: str
+    arch: str
+    compiler: str
+    kernels: dict = field(default_factory=dict)  # name expression -> KernelResources
+    log: str = ""
+    seconds: float = 0.0
+
+    def spilling(self):
+        return {n: r for n, r in self.kernels.items() if r.spill_stores or r.spill_loads}
+
+
+def parse_ptxas_log(log: str) -> dict:
+    """{mangled entry name: KernelResources} from a `ptxas -v` report."""
+    out, cur = {}, None
+    for line in log.splitlines():
+        m = re.search(r"Compiling entry function '([^']+)'", line)
+        if m:
+            cur = out.setdefault(m.group(1), KernelResources())
+            continue
+        if cur is None:
+            continue
+        m = re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads", line)
+        if m:
+            cur.stack_bytes = max(cur.stack_bytes, int(m.group(1)))
+            cur.spill_stores += int(m.group(2))
+            cur.spill_loads += int(m.group(3))
+        m = re.search(r"Used (\d+) registers", line)
+        if m:
+            cur.registers = int(m.group(1))
+            s = re.search(r"(\d+) bytes smem", line)
+            cur.shared_bytes = int(s.group(1)) if s else 0
+    return out
+
+
+def compile_check_nvrtc(file_name, name_expressions, arch="sm_90", options=()) -> CompileReport:
+    """Compile every instantiation for `arch` with ptxas -v; raise KernelCompileError on error."""
+    t0 = time.perf_counter()
+    _, lowered, log = nvrtc_compile(file_name, name_expressions, arch, list(options) + ["-Xptxas=-v"])
+    by_mangled = parse_ptxas_log(log)
+    rep = CompileReport(file_name, arch, nvrtc_version(), log=log, seconds=time.perf_counter() - t0)
+    for n, low in lowered.items():
+        rep.kernels[n] = by_mangled.get(low, KernelResources())
+    return rep
+
+
+# ---- hipcc (AMD) ----------------------------------------------------------------------
+def hipcc_path():
+    return shutil.which("hipcc")
+
+
+def compile_check_hipcc(file_name, name_expressions, arch="gfx90a", options=()) -> CompileReport:
+    """Full device compile for an AMD GPU: a .cpp includes the .cu and takes the address
+    of every instantiation (which instantiates it for the device), then
+    `HIP_PLATFORM=amd hipcc --offload-arch=ARCH --cuda-device-only -c` builds device code
+    down to the gfx ISA. Register/scratch use comes from -Rpass-analysis=kernel-resource-usage."""
+    hipcc = hipcc_path()
+    if hipcc is None:
+        raise FileNotFoundError("hipcc not found")
+    t0 = time.perf_counter()
+    refs = ",\n".join(f"  reinterpret_cast<const void*>(&{n})" for n in name_expressions)
+    src = f'#include "{file_name}"\nconst void* tessera_instantiations[] = {{\n{refs}\n}};\n'
+    with tempfile.TemporaryDirectory() as d:
+        cpp = Path(d) / "check.cpp"
+        cpp.write_text(src)
+        cmd = [hipcc, f"--offload-arch={arch}", "--cuda-device-only", "-c", "-std=c++17", "-O3",
+               f"-I{KERNELS_DIR}", "-Rpass-analysis=kernel-resource-usage", str(cpp),
+               "-o", str(Path(d) / "check.o"), *options]
+        env = dict(os.environ, HIP_PLATFORM="amd")
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise KernelCompileError(file_name, name_expressions, log, compiler="hipcc")
+    rep = CompileReport(file_name, arch, "hipcc", log=log, seconds=time.perf_counter() - t0)
+    cur = None
+    for line in log.splitlines():
+        m = re.search(r"remark: Function Name: (\S+)", line)
+        if m:
+            cur = rep.kernels.setdefault(m.group(1), KernelResources())
+            continue
+        m = re.search(r"remark:\s+(VGPRs|ScratchSize \[bytes/lane\]|SGPRs Spill|VGPRs Spill|LDS Size \[bytes/block\]): (\d+)", line)
+        if m and cur is not None:
+            key, v = m.group(1), int(m.group(2))
+            if key == "VGPRs":
+                cur.registers = v
+            elif key.startswith("ScratchSize"):
+                cur.stack_bytes = v
+            elif key == "SGPRs Spill":
+                cur.spill_stores += v
+            elif key == "VGPRs Spill":
+                cur.spill_stores += v
+                cur.spill_loads += v
+            else:
+                cur.shared_bytes = v
+    return rep
