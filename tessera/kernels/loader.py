@@ -34,7 +34,9 @@ class KernelCompileError(RuntimeError):
 
     def __init__(self, file_name, name_expressions, log, compiler="nvrtc"):
         self.file_name, self.name_expressions, self.log = file_name, list(name_expressions), log
-        names = ", ".join(self.name_expressions) or "(no instantiation)"
+        names = ", ".join(self.name_expressions[:3]) or "(no instantiation)"
+        if len(self.name_expressions) > 3:
+            names += f" and {len(self.name_expressions) - 3} more"
         super().__init__(f"[{compiler}] compiling {file_name} for {names} failed:\n{log}")
 
 

@@ -1,0 +1,228 @@
+"""What NumPy and CuPy backends share: the array-module (`xp`) implementation of
+every primitive, written once against the NumPy API that both modules speak.
+
+A subclass says how dtypes are stored (`storage_dtype`), how to move data to the
+host, and overrides the primitives it runs with its own kernels (the CUDA backend
+routes matmul, reductions and softmax to `tessera/kernels`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import dtypes as _dt
+
+# Elementwise primitives by name -> attribute of the array module (numpy and cupy
+# spell them the same). Entries that need more than one call live in _SPECIAL.
+UFUNC_NAMES = {
+    "negative": "negative", "positive": "positive", "abs": "abs", "sign": "sign",
+    "square": "square", "reciprocal": "reciprocal", "sqrt": "sqrt", "exp": "exp",
+    "exp2": "exp2", "expm1": "expm1", "log": "log", "log1p": "log1p", "log2": "log2",
+    "log10": "log10", "sin": "sin", "cos": "cos", "tan": "tan", "asin": "arcsin",
+    "acos": "arccos", "atan": "arctan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+    "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh", "floor": "floor",
+    "ceil": "ceil", "trunc": "trunc", "round": "rint", "logical_not": "logical_not",
+    "bitwise_invert": "invert", "isnan": "isnan", "isinf": "isinf", "isfinite": "isfinite",
+    "signbit": "signbit", "add": "add", "subtract": "subtract", "multiply": "multiply",
+    "divide": "true_divide", "floor_divide": "floor_divide", "remainder": "remainder",
+    "pow": "power", "maximum": "maximum", "minimum": "minimum", "atan2": "arctan2",
+    "hypot": "hypot", "copysign": "copysign", "logaddexp": "logaddexp", "equal": "equal",
+    "not_equal": "not_equal", "less": "less", "less_equal": "less_equal",
+    "greater": "greater", "greater_equal": "greater_equal", "logical_and": "logical_and",
+    "logical_or": "logical_or", "logical_xor": "logical_xor", "bitwise_and": "bitwise_and",
+    "bitwise_or": "bitwise_or", "bitwise_xor": "bitwise_xor",
+    "bitwise_left_shift": "left_shift", "bitwise_right_shift": "right_shift",
+    "where": "where", "conj": "conjugate", "real": "real", "imag": "imag", "angle": "angle",
+}
+
+
+def _sigmoid(xp, x):
+    # Two branches so that neither exp overflows: exp(-|x|) is always <= 1.
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def _rsqrt(xp, x):
+    return (1 / xp.sqrt(x)).astype(x.dtype, copy=False)
+
+
+_erf_vec = None
+
+
+def _erf(xp, x):
+    global _erf_vec
+    if xp is np:
+        try:
+            from scipy.special import erf
+            return erf(x).astype(x.dtype, copy=False)
+        except ImportError:  # scipy is optional: fall back to math.erf per element
+            if _erf_vec is None:
+                _erf_vec = np.frompyfunc(math.erf, 1, 1)
+            return _erf_vec(x).astype(x.dtype)
+    import cupyx.scipy.special as sp
+    return sp.erf(x)
+
+
+_SPECIAL = {"sigmoid": _sigmoid, "rsqrt": _rsqrt, "erf": _erf}
+
+
+class ArrayBackend:
+    """A backend whose storage is an `xp` array module (numpy or cupy)."""
+
+    name = "?"
+    FUSE_MIN_SIZE = 0
+    FUSED_RUNNER = "run_cpu"
+
+    def __init__(self, xp):
+        self.xp = xp
+        fns = {}
+        for op, attr in UFUNC_NAMES.items():
+            fns[op] = getattr(xp, attr)
+        for op, f in _SPECIAL.items():
+            fns[op] = (lambda f: lambda *a: f(xp, *a))(f)
+        self.ew_fns = fns
+
+    # -- dtype storage: overridden where storage differs from compute --------
+    def storage_dtype(self, dtype):
+        raise NotImplementedError
+
+    def compute_dtype(self, dtype):
+        """The NumPy-API dtype that math on `dtype` runs in (eager, unfused)."""
+        return self.storage_dtype(dtype)
+
+    def compute(self, buf, dtype):
+        """`buf` as an array that xp math accepts (CUDA: bf16 words -> fp32)."""
+        return buf
+
+    def store(self, arr, dtype):
+        """Convert a computed array into `dtype`'s storage (rounding as the dtype does)."""
+        sd = self.storage_dtype(dtype)
+        if arr.dtype != sd:
+            arr = arr.astype(sd)
+        return arr
+
+    def to_numpy(self, buf, dtype):
+        raise NotImplementedError
+
+    def from_numpy(self, arr, dtype):
+        raise NotImplementedError
+
+    # -- primitives used by the ops ------------------------------------------
+    def elementwise(self, name, args, out_dtype):
+        """Eager elementwise op on computed arrays / Python scalars; returns storage."""
+        return self.store(self.ew_fns[name](*args), out_dtype)
+
+    def accum_dtype(self, dtype):
+        """Accumulator for reductions: at least fp32 for floats, int64 for ints."""
+        if dtype.kind == "f":
+            return np.float64 if dtype is _dt.fp64 else np.float32
+        if dtype.kind in "biu":
+            return np.int64
+        return self.storage_dtype(dtype)
+
+    def reduce(self, name, buf, dtype, axes, keepdims, out_dtype, **kw):
+        xp = self.xp
+        x = self.compute(buf, dtype)
+        if name in ("sum", "prod", "mean"):
+            acc = self.accum_dtype(out_dtype) if out_dtype.kind != "c" else None
+            fn = {"sum": xp.sum, "prod": xp.prod, "mean": xp.mean}[name]
+            r = fn(x, axis=axes, keepdims=keepdims, dtype=acc)
+        elif name in ("max", "min"):
+            r = (xp.max if name == "max" else xp.min)(x, axis=axes, keepdims=keepdims)
+        elif name in ("var", "std"):
+            xx = x if dtype is _dt.fp64 or dtype.kind == "c" else x.astype(np.float32)
+            r = (xp.var if name == "var" else xp.std)(xx, axis=axes, keepdims=keepdims,
+                                                      ddof=kw.get("correction", 0))
+        elif name in ("all", "any"):
+            r = (xp.all if name == "all" else xp.any)(x, axis=axes, keepdims=keepdims)
+        elif name == "logsumexp":
+            xx = x if dtype is _dt.fp64 else x.astype(np.float32)
+            m = xp.max(xx, axis=axes, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, 0)
+            r = xp.log(xp.sum(xp.exp(xx - m), axis=axes, keepdims=True)) + m
+            if not keepdims:
+                r = xp.squeeze(r, axis=axes)
+        else:
+            raise KeyError(name)
+        return self.store(xp.asarray(r), out_dtype)
+
+    def arg_reduce(self, name, buf, dtype, axis, keepdims):
+        xp = self.xp
+        x = self.compute(buf, dtype)
+        fn = xp.argmax if name == "argmax" else xp.argmin
+        if axis is None:
+            r = fn(x.reshape(-1))
+            if keepdims:
+                r = xp.reshape(r, (1,) * x.ndim)
+        else:
+            r = fn(x, axis=axis, keepdims=keepdims)
+        return xp.asarray(r).astype(np.int64, copy=False)
+
+    def matmul(self, a, b, dtype):
+        xp = self.xp
+        if dtype.kind == "f" and dtype.itemsize < 4:
+            # BLAS has no half-precision GEMM on the CPU: accumulate in fp32, round once.
+            r = xp.matmul(self.compute(a, dtype).astype(np.float32),
+                          self.compute(b, dtype).astype(np.float32))
+        elif dtype.kind in "biu":
+            r = xp.matmul(a.astype(np.int64) if dtype.kind == "b" else a,
+                          b.astype(np.int64) if dtype.kind == "b" else b)
+        else:
+            r = xp.matmul(a, b)
+        return self.store(r, dtype)
+
+    def softmax(self, buf, dtype, axis, log):
+        xp = self.xp
+        x = self.compute(buf, dtype)
+        xx = x if dtype is _dt.fp64 else x.astype(np.float32)
+        m = xp.max(xx, axis=axis, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)
+        z = xx - m
+        if log:
+            r = z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
+        else:
+            e = xp.exp(z)
+            r = e / xp.sum(e, axis=axis, keepdims=True)
+        return self.store(r, dtype)
+
+    def cast(self, buf, src, dst):
+        """Casts with NumPy semantics: bool targets test != 0, floats to ints
+        truncate toward zero, ml_dtypes rounds to nearest even into bf16/fp8."""
+        x = self.compute(buf, src)
+        if dst.kind == "b":
+            return self.store(x != 0, dst)
+        return self.store(x.astype(self.compute_dtype(dst)), dst)
+
+    def scatter_add(self, target, index, values):
+        """target[index] += values, accumulating repeated indices (in place)."""
+        self.xp.add.at(target, index, values)
+
+    def copy(self, buf):
+        return buf.copy()
+
+    def empty(self, shape, dtype):
+        return self.xp.empty(shape, dtype=self.storage_dtype(dtype))
+
+    def zeros(self, shape, dtype):
+        return self.xp.zeros(shape, dtype=self.storage_dtype(dtype))
+
+    def full(self, shape, value, dtype):
+        cd = self.compute_dtype(dtype)
+        return self.store(self.xp.full(shape, value, dtype=cd), dtype)
+
+    def asarray(self, obj, dtype):
+        """Host data (NumPy array or nested lists already validated) -> storage."""
+        a = np.asarray(obj)
+        if dtype.np_storage is not None and a.dtype != dtype.np_storage:
+            a = a.astype(dtype.np_storage)
+        return self.from_numpy(a, dtype)
+
+    def run_fused(self, outputs, order, shape, is_reduce):
+        """Run a pending fusion group; returns (buffers, info)."""
+        from ..fusion.execute import run_group
+        return run_group(self, outputs, order, shape, self.FUSED_RUNNER)
+
+    def synchronize(self):
+        pass
+

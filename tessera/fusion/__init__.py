@@ -1,0 +1,1 @@
+"""Lazy elementwise fusion: IR, lowering, C/CUDA code generation and runtimes."""

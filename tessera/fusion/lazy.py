@@ -1,0 +1,246 @@
+"""The lazy fusion buffer: elementwise ops and their reductions become nodes of a
+DAG of `LazyOp`s instead of computed buffers, and a group is computed as one
+generated kernel when its value is needed.
+
+A lazy tensor holds its `LazyOp`; the op holds weak references to every tensor
+that shares it. At realization the group's outputs are the requested roots plus
+every interior node that some live tensor still holds (a user variable, a value
+saved for backward): those are written by the same multi-output kernel, and
+intermediates that nobody holds are never allocated. Reductions end a group;
+interior nodes of another shape are realized first as groups of their own.
+"""
+from __future__ import annotations
+
+import weakref
+
+from .._config import STATE
+from .._srcloc import user_site
+from ..tensor import Tensor, _new
+
+# A group larger than this is realized at creation: generated kernels with
+# hundreds of expressions compile slowly and spill registers on the GPU.
+MAX_GROUP_NODES = 64
+MAX_GROUP_INPUTS = 24
+
+_REDUCE_OPS = {"sum": "reduce_sum", "prod": "reduce_prod", "max": "reduce_max", "min": "reduce_min"}
+
+
+class LazyOp:
+    __slots__ = ("op", "dtype", "in_dtype", "srcs", "arg", "shape", "device", "buf", "refs",
+                 "nodes", "site", "axes", "__weakref__")
+
+    def __init__(self, op, dtype, in_dtype, srcs, arg, shape, device, axes=None):
+        self.op = op
+        self.dtype = dtype
+        self.in_dtype = in_dtype
+        self.srcs = srcs
+        self.arg = arg
+        self.shape = shape
+        self.device = device
+        self.buf = None
+        self.refs = []
+        self.axes = axes
+        n = 1
+        for s in srcs:
+            if type(s) is LazyOp and s.buf is None:
+                n += s.nodes
+        self.nodes = n
+        self.site = user_site(3) if STATE.debug or _explain.enabled else None
+
+    @property
+    def is_reduce(self):
+        return self.axes is not None
+
+    def realize(self, reason="value needed"):
+        if self.buf is None:
+            realize_group([self], reason)
+        return self.buf
+
+    def alive(self):
+        for r in self.refs:
+            if r() is not None:
+                return True
+        return False
+
+    def __repr__(self):
+        state = "realized" if self.buf is not None else "pending"
+        return f"<LazyOp {self.op} {self.dtype.name}{list(self.shape)} {state}>"
+
+
+def attach(t, lop):
+    """Make tensor `t` a holder of `lop` (used by detach, so saved values count)."""
+    t._lazy = lop
+    lop.refs.append(weakref.ref(t))
+
+
+def _src_of(a):
+    if type(a) is Tensor:
+        if a._buf is None:
+            return a._lazy
+        return a
+    return a
+
+
+def lazy_elementwise(op, args, in_dt, out_dt, shape, device, arg):
+    srcs = tuple(_src_of(a) for a in args)
+    lop = LazyOp(op, out_dt, in_dt, srcs, arg, shape, device)
+    t = _new(None, shape, out_dt, device)
+    attach(t, lop)
+    _PENDING.add(lop)
+    if lop.nodes > MAX_GROUP_NODES or _n_inputs(lop) > MAX_GROUP_INPUTS:
+        realize_group([lop], "group size limit")
+    return t
+
+
+def lazy_reduce(name, x, axes, out_dt):
+    """A pending reduction of the lazy tensor `x` over `axes` (keepdims shape)."""
+    kshape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
+    lop = LazyOp(_REDUCE_OPS[name], out_dt, out_dt, (_src_of(x),), None, kshape,
+                 x.device, axes=tuple(axes))
+    t = _new(None, kshape, out_dt, x.device)
+    attach(t, lop)
+    _PENDING.add(lop)
+    return t
+
+
+def _n_inputs(lop):
+    seen, leaves, stack = set(), set(), [lop]
+    while stack:
+        n = stack.pop()
+        for s in n.srcs:
+            if type(s) is LazyOp and s.buf is None:
+                if id(s) not in seen:
+                    seen.add(id(s))
+                    stack.append(s)
+            elif type(s) is not LazyOp and type(s) is Tensor or type(s) is LazyOp:
+                leaves.add(id(s))
+    return len(leaves)
+
+
+# ---------------------------------------------------------------------------
+class _Explain:
+    """Records of the last realizations, for `tessera.fusion.explain()`."""
+
+    def __init__(self):
+        self.enabled = False
+        self.records = []
+        self.limit = 50
+
+    def add(self, rec):
+        self.records.append(rec)
+        if len(self.records) > self.limit:
+            del self.records[0]
+
+
+_explain = _Explain()
+
+
+def realize_group(roots, reason):
+    """Compute the pending DAG under `roots` as one kernel (after realizing, as
+    groups of their own, the reductions and other-shaped nodes it reads)."""
+    roots = [r for r in roots if r.buf is None]
+    if not roots:
+        return
+    # Group by shape/kind: elementwise roots of one shape go together; reduce
+    # roots with the same source shape and axes go together.
+    by_key = {}
+    for r in roots:
+        k = (r.shape, r.axes, r.srcs[0].shape if r.axes is not None else None)
+        by_key.setdefault(k, []).append(r)
+    for group in by_key.values():
+        _realize_same_shape(group, reason)
+
+
+def _realize_same_shape(roots, reason):
+    is_reduce = roots[0].axes is not None
+    shape = roots[0].srcs[0].shape if is_reduce else roots[0].shape
+    # 1. walk the DAG; realize boundaries (reductions, other shapes) first
+    order, seen = [], set()
+
+    def visit(n):
+        stack = [(n, False)]
+        while stack:
+            node, done = stack.pop()
+            if done:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            for s in node.srcs:
+                if type(s) is LazyOp and s.buf is None:
+                    if s.axes is not None or s.shape != shape:
+                        _realize_same_shape([s], "boundary: " + ("reduction" if s.axes is not None
+                                                                 else "different shape"))
+                    elif id(s) not in seen:
+                        stack.append((s, False))
+    for r in roots:
+        if is_reduce:
+            src = r.srcs[0]
+            if type(src) is LazyOp and src.buf is None:
+                if src.alive():
+                    # someone holds the reduced value's input: it must exist anyway
+                    _realize_same_shape([src], "held by a live tensor")
+                else:
+                    visit(src)
+        else:
+            visit(r)
+    if is_reduce:
+        outputs = list(roots)
+    else:
+        root_ids = {id(r) for r in roots}
+        outputs = list(roots) + [n for n in order if id(n) not in root_ids and n.alive()]
+    # interior nodes of a reduction group that are held must be realized first
+    if is_reduce:
+        held = [n for n in order if n.alive()]
+        if held:
+            _realize_same_shape(held, "held by a live tensor")
+            order = []
+            seen.clear()
+            for r in roots:
+                src = r.srcs[0]
+                if type(src) is LazyOp and src.buf is None:
+                    visit(src)
+    device = roots[0].device
+    backend = device.backend
+    bufs, info = backend.run_fused(outputs, order, shape, is_reduce)
+    for lop, buf in zip(outputs, bufs):
+        lop.buf = buf
+    for n in order:
+        n.srcs = ()  # free the inputs: the values now live in the outputs' buffers
+    for r in roots:
+        r.srcs = ()
+    sinks = STATE.event_sinks
+    if sinks or _explain.enabled:
+        rec = {"ops": [n.op for n in order] + ([r.op for r in roots] if is_reduce else []),
+               "outputs": len(outputs), "shape": shape, "reason": reason,
+               "site": user_site(2), "kernel": info.get("kernel"), "info": info}
+        if _explain.enabled:
+            _explain.add(rec)
+        for s in sinks:
+            s("fused", rec)
+
+
+def realize(*tensors):
+    """Compute every pending tensor given, together (one kernel per group)."""
+    lops = [t._lazy for t in tensors if type(t) is Tensor and t._buf is None]
+    if lops:
+        realize_group(lops, "explicit realize")
+    for t in tensors:
+        if type(t) is Tensor and t._buf is None:
+            t._buf = t._lazy.buf
+    return tensors[0] if len(tensors) == 1 else tensors
+
+
+_PENDING = weakref.WeakSet()
+
+
+def flush_pending(reason):
+    """Realize every pending group (before an in-place write, at a hint's exit)."""
+    if not _PENDING:
+        return
+    live = [lop for lop in list(_PENDING) if lop.buf is None and lop.alive()]
+    _PENDING.clear()
+    if live:
+        realize_group(live, reason)

@@ -1,0 +1,27 @@
+"""Dtype casts between every pair of tessera dtypes.
+
+Round-to-nearest-even into bf16/fp16/fp8 (bit-exact with ml_dtypes), float to
+integer truncating toward zero, anything to bool as `!= 0`. The gradient of a
+cast is cast back to the input's dtype, so a bf16 activation made from an fp32
+parameter sends an fp32 gradient to it.
+"""
+from __future__ import annotations
+
+from .._config import STATE
+from ._dispatch import result
+
+
+def cast_tensor(x, dt):
+    """Cast `x` to tessera dtype `dt` (no checks: `astype`/`op.cast` validate)."""
+    src = x.dtype
+    backend = x.device.backend
+    if x._buf is None or x.size >= backend.FUSE_MIN_SIZE and STATE.fusion_mode != "none":
+        from ..fusion.lazy import lazy_elementwise
+        out = lazy_elementwise("cast", (x,), src, dt, x.shape, x.device, None)
+        if x.requires_grad and STATE.grad_enabled and dt.is_differentiable:
+            from ..autograd.engine import record
+            record("cast", (x,), out, lambda g: (cast_tensor(g, src),))
+        return out
+    buf = backend.cast(x.data, src, dt)
+    return result("cast", (x,), buf, dt, x.device,
+                  (lambda g: (cast_tensor(g, src),)) if dt.is_differentiable else None)

@@ -1,0 +1,228 @@
+"""Indexing: `x[key]` and `x[key] = v` with ints, slices, ellipsis, None,
+integer tensors and boolean masks, as NumPy defines them, plus the out-of-place
+`index_put` / `index_add` that their adjoints are written in.
+
+Basic keys give views (sharing storage and the version counter). The adjoint of
+a gather is a scatter-add, so repeated indices accumulate their gradients.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from .._config import STATE
+from ..errors import DeviceError, GradError, IndexingError
+from ..tensor import Tensor
+from ._dispatch import result, to_tensor
+
+_BASIC = (int, slice, type(None), type(Ellipsis))
+
+
+def _norm_key(op, x, key):
+    """Key -> tuple of backend-native index objects, with checks that name the op."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    out, advanced = [], False
+    dim = 0
+    n_index_dims = sum(1 if not (k is None or k is Ellipsis) else 0 for k in key
+                       if not (isinstance(k, Tensor) and k.dtype.kind == "b"))
+    n_index_dims += sum(k.ndim for k in key if isinstance(k, Tensor) and k.dtype.kind == "b")
+    if sum(1 for k in key if k is Ellipsis) > 1:
+        raise IndexingError(f"[{op}] an index can only have a single ellipsis")
+    if n_index_dims > x.ndim:
+        raise IndexingError(f"[{op}] too many indices: {n_index_dims} for a tensor of "
+                            f"{x.ndim} dimension(s) (shape {x.shape})")
+    for k in key:
+        if k is Ellipsis:
+            out.append(k)
+            dim += x.ndim - n_index_dims
+            continue
+        if k is None:
+            out.append(k)
+            continue
+        if isinstance(k, slice):
+            out.append(k)
+            dim += 1
+            continue
+        if isinstance(k, Tensor):
+            if k.device is not x.device:
+                raise DeviceError(f"[{op}] index tensor on {k.device} for a tensor on {x.device}")
+            if k.dtype.kind == "b":
+                if k.shape != x.shape[dim:dim + k.ndim]:
+                    raise IndexingError(f"[{op}] boolean mask of shape {k.shape} does not match "
+                                        f"the indexed dimensions {x.shape[dim:dim + k.ndim]} of "
+                                        f"shape {x.shape}")
+                out.append(k.data)
+                dim += k.ndim
+            elif k.dtype.kind in "iu":
+                _check_bounds(op, k.data, x.shape[dim], dim, x.shape)
+                out.append(k.data)
+                dim += 1
+            else:
+                raise IndexingError(f"[{op}] index tensors must be integer or bool, got {k.dtype.name}")
+            advanced = True
+            continue
+        if isinstance(k, (list, np.ndarray)):
+            arr = np.asarray(k)
+            if arr.dtype.kind not in "biu":
+                raise IndexingError(f"[{op}] index arrays must be integer or bool, got {arr.dtype}")
+            t = to_tensor(op, arr, device=x.device) if x.device.type == "cpu" else \
+                Tensor(arr, device=x.device)
+            return _norm_key(op, x, tuple(out) + (t,) + key[len(out) + 1:]) if False else \
+                _norm_key(op, x, tuple(key[:len(out)]) + (t,) + tuple(key[len(out) + 1:]))
+        try:
+            i = operator.index(k)
+        except TypeError:
+            raise IndexingError(f"[{op}] unsupported index {k!r} of type {type(k).__name__}; "
+                                "accepted: int, slice, None, ..., integer or bool tensors") from None
+        size = x.shape[dim]
+        if not -size <= i < size:
+            raise IndexingError(f"[{op}] index {i} is out of range for axis {dim} with size "
+                                f"{size} (shape {x.shape})")
+        out.append(i)
+        dim += 1
+    return tuple(out), advanced
+
+
+def _check_bounds(op, idx, size, dim, shape):
+    if idx.size == 0:
+        return
+    lo, hi = int(idx.min()), int(idx.max())
+    if lo < -size or hi >= size:
+        bad = hi if hi >= size else lo
+        raise IndexingError(f"[{op}] index {bad} is out of range for axis {dim} with size "
+                            f"{size} (shape {shape})")
+
+
+def getitem(x, key):
+    x = to_tensor("getitem", x)
+    k, advanced = _norm_key("getitem", x, key)
+    buf = x.data[k]
+    if not hasattr(buf, "shape") or isinstance(buf, np.generic):
+        buf = x.device.backend.xp.asarray(buf)
+    shape = x.shape
+
+    def vjp(g):
+        return (index_add(zeros_of(shape, g), key, g),)
+    return result("getitem", (x,), buf, x.dtype, x.device, vjp,
+                  view_of=None if advanced else x)
+
+
+def zeros_of(shape, like):
+    from .creation import zeros
+    return zeros(shape, dtype=like.dtype, device=like.device)
+
+
+def index_add(x, key, v):
+    """Out of place: a copy of `x` with `v` added at `key`; repeated indices
+    accumulate (the adjoint of gathering)."""
+    x = to_tensor("index_add", x)
+    v = to_tensor("index_add", v, device=x.device) if not isinstance(v, (int, float)) else v
+    k, advanced = _norm_key("index_add", x, key)
+    b = x.device.backend
+    out = b.copy(x.data)
+    vv = v.data if isinstance(v, Tensor) else v
+    if isinstance(v, Tensor) and v.dtype is not x.dtype:
+        vv = b.cast(vv, v.dtype, x.dtype)
+    if advanced:
+        b.scatter_add(out, k, vv)
+    else:
+        out[k] += vv
+
+    def vjp(g):
+        return g, getitem(g, key)
+    return result("index_add", (x, v if isinstance(v, Tensor) else None), out, x.dtype,
+                  x.device, vjp)
+
+
+def index_put(x, key, v):
+    """Out of place: a copy of `x` with `x[key] = v` (the functional setitem)."""
+    x = to_tensor("index_put", x)
+    k, _ = _norm_key("index_put", x, key)
+    b = x.device.backend
+    out = b.copy(x.data)
+    vt = isinstance(v, Tensor)
+    if vt:
+        if v.device is not x.device:
+            raise DeviceError(f"[setitem] value on {v.device} for a tensor on {x.device}")
+        vv = v.data if v.dtype is x.dtype else b.cast(v.data, v.dtype, x.dtype)
+    else:
+        vv = v
+    out[k] = vv
+
+    def vjp(g):
+        return index_put(g, key, 0.0), (getitem(g, key) if vt else None)
+    return result("index_put", (x, v if vt else None), out, x.dtype, x.device, vjp)
+
+
+def setitem(x, key, value):
+    """`x[key] = value`, in place, as NumPy. On a tensor that requires grad the
+    tape records it (a leaf that requires grad cannot be written in place)."""
+    from .inplace import check_inplace, bump
+    check_inplace("setitem", x)
+    k, _ = _norm_key("setitem", x, key)
+    vt = isinstance(value, Tensor)
+    if not vt and not isinstance(value, (bool, int, float, complex)):
+        value = to_tensor("setitem", value, device=x.device)
+        vt = True
+    b = x.device.backend
+    if vt:
+        if value.device is not x.device:
+            raise DeviceError(f"[setitem] value on {value.device} for a tensor on {x.device}")
+        vv = value.data if value.dtype is x.dtype else b.cast(value.data, value.dtype, x.dtype)
+    else:
+        vv = value
+    buf = x.data
+    try:
+        buf[k] = vv
+    except ValueError as e:
+        from ..errors import ShapeError
+        raise ShapeError(f"[setitem] cannot assign a value of shape "
+                         f"{getattr(value, 'shape', ())} to x{list(key) if isinstance(key, tuple) else [key]} "
+                         f"of a tensor with shape {x.shape}: {e}") from None
+    bump(x)
+    if STATE.grad_enabled and (x.requires_grad or (vt and value.requires_grad)):
+        from ..autograd.engine import record
+        old = _autograd_shell(x)
+
+        def vjp(g):
+            return index_put(g, key, 0.0), (getitem(g, key) if vt else None)
+        record("setitem", (old, value if vt else None), x, vjp)
+    if STATE.event_sinks:
+        for s in STATE.event_sinks:
+            s("inplace", ("setitem", x))
+
+
+def _autograd_shell(x):
+    """A stand-in carrying x's current place on the tape (before it is rebased)."""
+    from ..tensor import _new
+    t = _new(None, x.shape, x.dtype, x.device)
+    t.requires_grad = x.requires_grad
+    t.grad_fn = x.grad_fn
+    t._out_idx = x._out_idx
+    if x.grad_fn is None and x.requires_grad:
+        from ..autograd.engine import _edge
+        _edge(x)
+        t._accum = x._accum
+    return t
+
+
+def take_slice(x, axis, start, stop, step=None):
+    """x[..., start:stop:step, ...] along one axis."""
+    key = [slice(None)] * x.ndim
+    key[axis] = slice(start, stop, step)
+    return getitem(x, tuple(key))
+
+
+def take(x, indices, axis=None):
+    """Gather along an axis, as the Array API `take`."""
+    from .movement import reshape
+    x = to_tensor("take", x)
+    if axis is None:
+        if x.ndim != 1:
+            x = reshape(x, (-1,))
+        axis = 0
+    key = [slice(None)] * x.ndim
+    key[axis % x.ndim] = to_tensor("take", indices, device=x.device)
+    return getitem(x, tuple(key))

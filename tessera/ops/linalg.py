@@ -1,0 +1,126 @@
+"""Linear algebra: matmul (batched, broadcasting), matrix_transpose, tensordot,
+vecdot, einsum, outer.
+
+`matmul` is the primitive; the others are written in tessera ops and get their
+gradients from it. On the GPU the backend picks tessera's tiled kernel or the
+vendor BLAS per shape by measurement; on the CPU it is BLAS through NumPy.
+"""
+from __future__ import annotations
+
+from .. import dtypes as _dt
+from .._config import STATE
+from ..errors import DTypeError, ShapeError, fmt_shapes_aligned
+from ._dispatch import broadcast_shapes, result, same_device, to_tensor
+
+
+def matrix_transpose(x):
+    """Swap the last two axes (a view), as the Array API `matrix_transpose`."""
+    from .movement import permute_dims
+    x = to_tensor("matrix_transpose", x)
+    if x.ndim < 2:
+        raise ShapeError(f"[matrix_transpose] needs at least 2 dimensions, got shape {x.shape}")
+    axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return permute_dims(x, axes)
+
+
+def matmul(x1, x2):
+    """Matrix product with NumPy's rules: 1-D operands are promoted to a row /
+    column and the added axis removed, leading axes broadcast.
+
+    >>> import tessera as ts
+    >>> ts.matmul(ts.ones((2, 3)), ts.ones((3, 4))).shape
+    (2, 4)
+    """
+    from .movement import reshape
+    a = to_tensor("matmul", x1)
+    b = to_tensor("matmul", x2)
+    dev = same_device("matmul", a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"[matmul] operands must be at least 1-D, got shapes {a.shape} and "
+                         f"{b.shape}; use multiply for scalars")
+    if a.dtype.kind == "b" and b.dtype.kind == "b":
+        raise DTypeError("[matmul] is not defined for two bool tensors")
+    if STATE.autocast is not None:
+        a, b = STATE.autocast.cast_inputs("matmul", (a, b))
+    if a.ndim == 1 or b.ndim == 1:
+        a2 = reshape(a, (1, a.shape[0])) if a.ndim == 1 else a
+        b2 = reshape(b, (b.shape[0], 1)) if b.ndim == 1 else b
+        r = matmul(a2, b2)
+        shape = r.shape[:-2] + (() if a.ndim == 1 else r.shape[-2:-1]) + \
+            (() if b.ndim == 1 else r.shape[-1:])
+        return reshape(r, shape)
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"[matmul] shapes {a.shape} and {b.shape}: inner dimensions "
+                         f"{a.shape[-1]} and {b.shape[-2]} differ")
+    batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
+    dt = _dt.promote(a.dtype, b.dtype)
+    backend = dev.backend
+    xa, xb = a.data, b.data
+    if a.dtype is not dt:
+        xa = backend.cast(xa, a.dtype, dt)
+    if b.dtype is not dt:
+        xb = backend.cast(xb, b.dtype, dt)
+    buf = backend.matmul(xa, xb, dt)
+    shape = batch + (a.shape[-2], b.shape[-1])
+    ad, bd = (a.detach(), b.detach()) if (a.requires_grad or b.requires_grad) else (a, b)
+
+    def vjp(g):
+        ga = matmul(g, matrix_transpose(bd)) if a.requires_grad else None
+        gb = matmul(matrix_transpose(ad), g) if b.requires_grad else None
+        return ga, gb
+    return result("matmul", (a, b), buf, dt, dev, vjp, (ad, bd), shape=shape)
+
+
+def tensordot(x1, x2, axes=2):
+    """As the Array API `tensordot`: contract the last `axes` of x1 with the first
+    of x2, or the explicit axis lists given as a pair."""
+    from .movement import permute_dims, reshape
+    a = to_tensor("tensordot", x1)
+    b = to_tensor("tensordot", x2)
+    if isinstance(axes, int):
+        if axes < 0 or axes > min(a.ndim, b.ndim):
+            raise ShapeError(f"[tensordot] axes={axes} invalid for shapes {a.shape} and {b.shape}")
+        ax_a = list(range(a.ndim - axes, a.ndim))
+        ax_b = list(range(axes))
+    else:
+        ax_a, ax_b = [list(v) if isinstance(v, (list, tuple)) else [v] for v in axes]
+        ax_a = [x % a.ndim for x in ax_a]
+        ax_b = [x % b.ndim for x in ax_b]
+    if len(ax_a) != len(ax_b) or any(a.shape[i] != b.shape[j] for i, j in zip(ax_a, ax_b)):
+        raise ShapeError(f"[tensordot] contracted dimensions differ: {[a.shape[i] for i in ax_a]} "
+                         f"vs {[b.shape[j] for j in ax_b]} (shapes {a.shape} and {b.shape})")
+    free_a = [i for i in range(a.ndim) if i not in ax_a]
+    free_b = [j for j in range(b.ndim) if j not in ax_b]
+    k = 1
+    for i in ax_a:
+        k *= a.shape[i]
+    am = reshape(permute_dims(a, free_a + ax_a), (-1, k))
+    bm = reshape(permute_dims(b, ax_b + free_b), (k, -1))
+    r = matmul(am, bm)
+    return reshape(r, tuple(a.shape[i] for i in free_a) + tuple(b.shape[j] for j in free_b))
+
+
+def vecdot(x1, x2, axis=-1):
+    """Dot product of vectors along `axis` (conjugating x1), as the Array API `vecdot`."""
+    from .reduce import sum
+    a = to_tensor("vecdot", x1)
+    b = to_tensor("vecdot", x2)
+    if a.shape[axis] != b.shape[axis]:
+        raise ShapeError(f"[vecdot] sizes along axis {axis} differ: {a.shape} and {b.shape}")
+    if a.dtype.is_complex:
+        from .complex import conj
+        a = conj(a)
+    return sum(a * b, axis=axis)
+
+
+def outer(x1, x2):
+    from .movement import reshape
+    a = to_tensor("outer", x1)
+    b = to_tensor("outer", x2)
+    return reshape(a, (-1, 1)) * reshape(b, (1, -1))
+
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias, as `torch.nn.functional.linear`."""
+    y = matmul(x, matrix_transpose(weight))
+    return y + bias if bias is not None else y
