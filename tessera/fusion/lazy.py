@@ -92,12 +92,12 @@ def lazy_elementwise(op, args, in_dt, out_dt, shape, device, arg):
     return t
 
 
-def lazy_reduce(name, x, axes, out_dt):
-    """A pending reduction of the lazy tensor `x` over `axes` (keepdims shape)."""
-    kshape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
-    lop = LazyOp(_REDUCE_OPS[name], out_dt, out_dt, (_src_of(x),), None, kshape,
+def lazy_reduce(name, x, axes, out_dt, oshape):
+    """A pending reduction of the lazy tensor `x` over `axes`; `oshape` is the
+    result's shape (with or without the reduced axes kept)."""
+    lop = LazyOp(_REDUCE_OPS[name], out_dt, out_dt, (_src_of(x),), None, oshape,
                  x.device, axes=tuple(axes))
-    t = _new(None, kshape, out_dt, x.device)
+    t = _new(None, oshape, out_dt, x.device)
     attach(t, lop)
     _PENDING.add(lop)
     return t
@@ -206,7 +206,8 @@ def _realize_same_shape(roots, reason):
     backend = device.backend
     bufs, info = backend.run_fused(outputs, order, shape, is_reduce)
     for lop, buf in zip(outputs, bufs):
-        lop.buf = buf
+        # reductions come back with keepdims; the op may have asked for them dropped
+        lop.buf = buf if tuple(buf.shape) == lop.shape else buf.reshape(lop.shape)
     for n in order:
         n.srcs = ()  # free the inputs: the values now live in the outputs' buffers
     for r in roots:

@@ -224,6 +224,7 @@ class KernelResources:
     spill_loads: int = 0
     stack_bytes: int = 0
     shared_bytes: int = 0
+    sgpr_spills: int = 0  # AMD only: scalar registers parked in vector-register lanes
 
 
 @dataclass
@@ -316,7 +317,7 @@ def compile_check_hipcc(file_name, name_expressions, arch="gfx90a", options=()) 
             elif key.startswith("ScratchSize"):
                 cur.stack_bytes = v
             elif key == "SGPRs Spill":
-                cur.spill_stores += v
+                cur.sgpr_spills = v  # into VGPR lanes, not memory: not a spill to scratch
             elif key == "VGPRs Spill":
                 cur.spill_stores += v
                 cur.spill_loads += v

@@ -98,8 +98,8 @@ matmul_simt(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C,
             i64 batch, i64 stride_a, i64 stride_b, i64 stride_c, double alpha_) {
   typedef typename Acc<T>::type Ac;  // f32 for f32/f16/bf16, f64 for f64
   constexpr int NT = (BM / TM) * (BN / TN), PAD = 4;  // PAD: spreads the transposed smem stores over banks
-  __shared__ alignas(16) Ac As[BK][BM + PAD];
-  __shared__ alignas(16) Ac Bs[BK][BN + PAD];
+  alignas(16) __shared__ Ac As[BK][BM + PAD];
+  alignas(16) __shared__ Ac Bs[BK][BN + PAD];
   TileLoader<T, BM, BK, NT, !TA> la;
   TileLoader<T, BN, BK, NT, TB> lb;
   const int tx = threadIdx.x % (BN / TN), ty = threadIdx.x / (BN / TN);
@@ -180,7 +180,7 @@ struct RawTileLoader : TileLoader<T, BX, BK, NT, K_CONTIG> {
 };
 
 template <class T, int BM, int BN, int BK, int WM, int WN, bool TA, bool TB, int ACT>
-__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32)
+__global__ void __launch_bounds__((BM / WM) * (BN / WN) * 32, 1)
 matmul_wmma(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C, const T* __restrict__ bias,
             i64 M, i64 N, i64 K, i64 lda, i64 ldb, i64 ldc,
             i64 batch, i64 stride_a, i64 stride_b, i64 stride_c, double alpha_) {
@@ -190,9 +190,9 @@ matmul_wmma(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C,
   constexpr int FM = WM / 16, FN = WN / 16;
   constexpr int PAD = 8;  // keeps ldm a multiple of 8 elements and rows 32-byte aligned
   static_assert(BK % 16 == 0 && WM % 16 == 0 && WN % 16 == 0, "wmma tiles are 16x16x16");
-  __shared__ alignas(32) T As[BM][BK + PAD];   // row-major A tile (m, k)
-  __shared__ alignas(32) T Bs[BK][BN + PAD];   // row-major B tile (k, n)
-  __shared__ alignas(32) float scratch[NT / 32][16 * 16];  // per-warp epilogue staging
+  alignas(32) __shared__ T As[BM][BK + PAD];   // row-major A tile (m, k)
+  alignas(32) __shared__ T Bs[BK][BN + PAD];   // row-major B tile (k, n)
+  alignas(32) __shared__ float scratch[NT / 32][16 * 16];  // per-warp epilogue staging
   RawTileLoader<T, BM, BK, NT, !TA> la;
   RawTileLoader<T, BN, BK, NT, TB> lb;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;

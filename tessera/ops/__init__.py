@@ -21,3 +21,8 @@ from .reduce import (all, any, argmax, argmin, count_nonzero, cumulative_sum, lo
                      mean, min, prod, std, sum, var)
 
 bitwise_not = bitwise_invert
+from .manipulation import *  # noqa: F401,F403
+from .sorting import *  # noqa: F401,F403
+from .einsum import *  # noqa: F401,F403
+from .nn import *  # noqa: F401,F403
+from .complex import *  # noqa: F401,F403

@@ -128,14 +128,20 @@ def prod(shape):
     return n
 
 
-def result(name, inputs, buf, dtype, device, vjp=None, saved=(), shape=None, view_of=None):
-    """Wrap an op's output buffer as a Tensor, put the op on the tape when an
+def apply_op(name, inputs, fwd, dtype, device, vjp=None, saved=(), shape=None, view_of=None):
+    """The single dispatch point of non-elementwise ops. `fwd(*buffers)` computes
+    the output buffer from the input tensors' buffers (None inputs are skipped);
+    keeping it a function of buffers lets graph capture replay it without the
+    Python front end. Then: wrap as a Tensor, put the op on the tape when an
     input requires grad, and tell the event sinks (profiler, capture, numerics).
     `view_of`: the input whose storage (and version counter) the output shares."""
     from .._config import STATE
     from ..autograd.engine import record
     from ..tensor import _new
+    bufs = [t.data for t in inputs if t is not None]
+    buf = fwd(*bufs)
     out = _new(buf, tuple(buf.shape) if shape is None else shape, dtype, device)
+    out._name = name  # the producer, for check_numerics and error messages
     if view_of is not None:
         out._version = view_of._version
     if vjp is not None and STATE.grad_enabled and dtype.is_differentiable:
@@ -146,5 +152,5 @@ def result(name, inputs, buf, dtype, device, vjp=None, saved=(), shape=None, vie
     sinks = STATE.event_sinks
     if sinks:
         for s in sinks:
-            s("op", (name, inputs, out))
+            s("op", (name, inputs, out, fwd))
     return out

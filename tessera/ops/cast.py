@@ -8,7 +8,7 @@ parameter sends an fp32 gradient to it.
 from __future__ import annotations
 
 from .._config import STATE
-from ._dispatch import result
+from ._dispatch import apply_op
 
 
 def cast_tensor(x, dt):
@@ -22,6 +22,5 @@ def cast_tensor(x, dt):
             from ..autograd.engine import record
             record("cast", (x,), out, lambda g: (cast_tensor(g, src),))
         return out
-    buf = backend.cast(x.data, src, dt)
-    return result("cast", (x,), buf, dt, x.device,
+    return apply_op("cast", (x,), lambda b: backend.cast(b, src, dt), dt, x.device,
                   (lambda g: (cast_tensor(g, src),)) if dt.is_differentiable else None)

@@ -137,6 +137,7 @@ def apply(op, args):
             else:
                 ops_in.append(a)
         out = _new(backend.elementwise(op.name, ops_in, out_dt), shape, out_dt, dev)
+    out._name = op.name  # the producer, for check_numerics and error messages
     if STATE.grad_enabled and op.vjp is not None and out_dt.is_differentiable:
         for t in tensors:
             if t.requires_grad:

@@ -14,7 +14,7 @@ import numpy as np
 from .._config import STATE
 from ..errors import DeviceError, GradError, IndexingError
 from ..tensor import Tensor
-from ._dispatch import result, to_tensor
+from ._dispatch import apply_op, to_tensor
 
 _BASIC = (int, slice, type(None), type(Ellipsis))
 
@@ -23,7 +23,7 @@ def _norm_key(op, x, key):
     """Key -> tuple of backend-native index objects, with checks that name the op."""
     if not isinstance(key, tuple):
         key = (key,)
-    out, advanced = [], False
+    out, advanced, tensors = [], False, []
     dim = 0
     n_index_dims = sum(1 if not (k is None or k is Ellipsis) else 0 for k in key
                        if not (isinstance(k, Tensor) and k.dtype.kind == "b"))
@@ -53,11 +53,13 @@ def _norm_key(op, x, key):
                     raise IndexingError(f"[{op}] boolean mask of shape {k.shape} does not match "
                                         f"the indexed dimensions {x.shape[dim:dim + k.ndim]} of "
                                         f"shape {x.shape}")
-                out.append(k.data)
+                out.append(_Slot(len(tensors)))
+                tensors.append(k)
                 dim += k.ndim
             elif k.dtype.kind in "iu":
                 _check_bounds(op, k.data, x.shape[dim], dim, x.shape)
-                out.append(k.data)
+                out.append(_Slot(len(tensors)))
+                tensors.append(k)
                 dim += 1
             else:
                 raise IndexingError(f"[{op}] index tensors must be integer or bool, got {k.dtype.name}")
@@ -69,8 +71,7 @@ def _norm_key(op, x, key):
                 raise IndexingError(f"[{op}] index arrays must be integer or bool, got {arr.dtype}")
             t = to_tensor(op, arr, device=x.device) if x.device.type == "cpu" else \
                 Tensor(arr, device=x.device)
-            return _norm_key(op, x, tuple(out) + (t,) + key[len(out) + 1:]) if False else \
-                _norm_key(op, x, tuple(key[:len(out)]) + (t,) + tuple(key[len(out) + 1:]))
+            return _norm_key(op, x, tuple(key[:len(out)]) + (t,) + tuple(key[len(out) + 1:]))
         try:
             i = operator.index(k)
         except TypeError:
@@ -82,7 +83,22 @@ def _norm_key(op, x, key):
                                 f"{size} (shape {x.shape})")
         out.append(i)
         dim += 1
-    return tuple(out), advanced
+    return tuple(out), tensors
+
+
+class _Slot:
+    """Where an index tensor's buffer goes in a key (filled at each run, so that
+    a replayed graph reads the new indices)."""
+    __slots__ = ("i",)
+
+    def __init__(self, i):
+        self.i = i
+
+
+def _fill(key, idx_bufs):
+    if not idx_bufs:
+        return key
+    return tuple(idx_bufs[k.i] if type(k) is _Slot else k for k in key)
 
 
 def _check_bounds(op, idx, size, dim, shape):
@@ -97,16 +113,19 @@ def _check_bounds(op, idx, size, dim, shape):
 
 def getitem(x, key):
     x = to_tensor("getitem", x)
-    k, advanced = _norm_key("getitem", x, key)
-    buf = x.data[k]
-    if not hasattr(buf, "shape") or isinstance(buf, np.generic):
-        buf = x.device.backend.xp.asarray(buf)
+    k, idx = _norm_key("getitem", x, key)
+    xp = x.device.backend.xp
+
+    def fwd(b, *ib):
+        r = b[_fill(k, ib)]
+        return r if type(r) is not np.generic and hasattr(r, "shape") and not \
+            isinstance(r, np.generic) else xp.asarray(r)
     shape = x.shape
 
     def vjp(g):
-        return (index_add(zeros_of(shape, g), key, g),)
-    return result("getitem", (x,), buf, x.dtype, x.device, vjp,
-                  view_of=None if advanced else x)
+        return (index_add(zeros_of(shape, g), key, g),) + (None,) * len(idx)
+    return apply_op("getitem", (x, *idx), fwd, x.dtype, x.device, vjp,
+                    view_of=None if idx else x)
 
 
 def zeros_of(shape, like):
@@ -119,41 +138,49 @@ def index_add(x, key, v):
     accumulate (the adjoint of gathering)."""
     x = to_tensor("index_add", x)
     v = to_tensor("index_add", v, device=x.device) if not isinstance(v, (int, float)) else v
-    k, advanced = _norm_key("index_add", x, key)
+    k, idx = _norm_key("index_add", x, key)
     b = x.device.backend
-    out = b.copy(x.data)
-    vv = v.data if isinstance(v, Tensor) else v
-    if isinstance(v, Tensor) and v.dtype is not x.dtype:
-        vv = b.cast(vv, v.dtype, x.dtype)
-    if advanced:
-        b.scatter_add(out, k, vv)
-    else:
-        out[k] += vv
+    vt = isinstance(v, Tensor)
+    xdt, vdt = x.dtype, (v.dtype if vt else None)
+
+    def fwd(xb, *rest):
+        out = b.copy(xb)
+        vv = rest[0] if vt else v
+        if vt and vdt is not xdt:
+            vv = b.cast(vv, vdt, xdt)
+        kk = _fill(k, rest[1:] if vt else rest)
+        if idx:
+            b.scatter_add(out, kk, vv)
+        else:
+            out[kk] += vv
+        return out
 
     def vjp(g):
-        return g, getitem(g, key)
-    return result("index_add", (x, v if isinstance(v, Tensor) else None), out, x.dtype,
-                  x.device, vjp)
+        return (g, getitem(g, key) if vt else None) + (None,) * len(idx)
+    return apply_op("index_add", (x, v if vt else None, *idx), fwd, x.dtype, x.device, vjp)
 
 
 def index_put(x, key, v):
     """Out of place: a copy of `x` with `x[key] = v` (the functional setitem)."""
     x = to_tensor("index_put", x)
-    k, _ = _norm_key("index_put", x, key)
+    k, idx = _norm_key("index_put", x, key)
     b = x.device.backend
-    out = b.copy(x.data)
     vt = isinstance(v, Tensor)
-    if vt:
-        if v.device is not x.device:
-            raise DeviceError(f"[setitem] value on {v.device} for a tensor on {x.device}")
-        vv = v.data if v.dtype is x.dtype else b.cast(v.data, v.dtype, x.dtype)
-    else:
-        vv = v
-    out[k] = vv
+    if vt and v.device is not x.device:
+        raise DeviceError(f"[index_put] value on {v.device} for a tensor on {x.device}")
+    xdt, vdt = x.dtype, (v.dtype if vt else None)
+
+    def fwd(xb, *rest):
+        out = b.copy(xb)
+        vv = rest[0] if vt else v
+        if vt and vdt is not xdt:
+            vv = b.cast(vv, vdt, xdt)
+        out[_fill(k, rest[1:] if vt else rest)] = vv
+        return out
 
     def vjp(g):
-        return index_put(g, key, 0.0), (getitem(g, key) if vt else None)
-    return result("index_put", (x, v if vt else None), out, x.dtype, x.device, vjp)
+        return (index_put(g, key, 0.0), getitem(g, key) if vt else None) + (None,) * len(idx)
+    return apply_op("index_put", (x, v if vt else None, *idx), fwd, x.dtype, x.device, vjp)
 
 
 def setitem(x, key, value):
@@ -161,7 +188,8 @@ def setitem(x, key, value):
     tape records it (a leaf that requires grad cannot be written in place)."""
     from .inplace import check_inplace, bump
     check_inplace("setitem", x)
-    k, _ = _norm_key("setitem", x, key)
+    k, idx = _norm_key("setitem", x, key)
+    k = _fill(k, [t.data for t in idx])
     vt = isinstance(value, Tensor)
     if not vt and not isinstance(value, (bool, int, float, complex)):
         value = to_tensor("setitem", value, device=x.device)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .. import dtypes as _dt
 from .._config import STATE
 from ..errors import DTypeError, ShapeError, fmt_shapes_aligned
-from ._dispatch import broadcast_shapes, result, same_device, to_tensor
+from ._dispatch import apply_op, broadcast_shapes, same_device, to_tensor
 
 
 def matrix_transpose(x):
@@ -55,12 +55,14 @@ def matmul(x1, x2):
     batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
     dt = _dt.promote(a.dtype, b.dtype)
     backend = dev.backend
-    xa, xb = a.data, b.data
-    if a.dtype is not dt:
-        xa = backend.cast(xa, a.dtype, dt)
-    if b.dtype is not dt:
-        xb = backend.cast(xb, b.dtype, dt)
-    buf = backend.matmul(xa, xb, dt)
+    adt, bdt = a.dtype, b.dtype
+
+    def fwd(xa, xb):
+        if adt is not dt:
+            xa = backend.cast(xa, adt, dt)
+        if bdt is not dt:
+            xb = backend.cast(xb, bdt, dt)
+        return backend.matmul(xa, xb, dt)
     shape = batch + (a.shape[-2], b.shape[-1])
     ad, bd = (a.detach(), b.detach()) if (a.requires_grad or b.requires_grad) else (a, b)
 
@@ -68,7 +70,7 @@ def matmul(x1, x2):
         ga = matmul(g, matrix_transpose(bd)) if a.requires_grad else None
         gb = matmul(matrix_transpose(ad), g) if b.requires_grad else None
         return ga, gb
-    return result("matmul", (a, b), buf, dt, dev, vjp, (ad, bd), shape=shape)
+    return apply_op("matmul", (a, b), fwd, dt, dev, vjp, (ad, bd), shape=shape)
 
 
 def tensordot(x1, x2, axes=2):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import operator
 
 from ..errors import ShapeError
-from ._dispatch import check_shape_arg, norm_axes, norm_axis, prod, result, to_tensor
+from ._dispatch import apply_op, check_shape_arg, norm_axes, norm_axis, prod, to_tensor
 
 
 def reshape(x, shape, *, copy=None):
@@ -35,10 +35,13 @@ def reshape(x, shape, *, copy=None):
         raise ShapeError(f"[reshape] cannot reshape {x.shape} ({n} elements) into {shape} "
                          f"({prod(shape) if all(d >= 0 for d in shape) else '?'} elements)")
     src = x.shape
-    buf = x.data.reshape(shape)
     if copy:
-        buf = buf.copy()
-    return result("reshape", (x,), buf, x.dtype, x.device,
+        def fwd(b):
+            return b.reshape(shape).copy()
+    else:
+        def fwd(b):
+            return b.reshape(shape)
+    return apply_op("reshape", (x,), fwd, x.dtype, x.device,
                   lambda g: (reshape(g, src),), shape=shape,
                   view_of=None if copy else x)
 
@@ -51,8 +54,7 @@ def permute_dims(x, axes):
         raise ShapeError(f"[permute_dims] axes {axes} are not a permutation of the "
                          f"{x.ndim} dimensions of shape {x.shape}")
     inv = tuple(sorted(range(len(axes)), key=lambda i: axes[i]))
-    buf = x.data.transpose(axes)
-    return result("permute_dims", (x,), buf, x.dtype, x.device,
+    return apply_op("permute_dims", (x,), lambda b: b.transpose(axes), x.dtype, x.device,
                   lambda g: (permute_dims(g, inv),), view_of=x)
 
 
@@ -104,10 +106,10 @@ def broadcast_to(x, shape):
     if shape == x.shape:
         return x
     xp = x.device.backend.xp
-    buf = xp.broadcast_to(x.data, shape)
     # The gradient of broadcasting is the sum back to the input's shape; the
     # engine's shape fitting does exactly that.
-    return result("broadcast_to", (x,), buf, x.dtype, x.device, lambda g: (g,), view_of=x)
+    return apply_op("broadcast_to", (x,), lambda b: xp.broadcast_to(b, shape), x.dtype,
+                    x.device, lambda g: (g,), view_of=x)
 
 
 def broadcast_arrays(*arrays):
@@ -121,8 +123,8 @@ def copy(x):
     """A contiguous copy with its own storage (gradient passes through)."""
     x = to_tensor("copy", x)
     xp = x.device.backend.xp
-    buf = xp.ascontiguousarray(x.data).copy() if x.size else x.data.copy()
-    return result("copy", (x,), buf, x.dtype, x.device, lambda g: (g,))
+    return apply_op("copy", (x,), lambda b: xp.array(b, copy=True, order="C"), x.dtype,
+                    x.device, lambda g: (g,))
 
 
 def contiguous(x):
@@ -135,22 +137,23 @@ def contiguous(x):
 def flip(x, axis=None):
     x = to_tensor("flip", x)
     axes = norm_axes("flip", axis, x.ndim)
-    buf = x.device.backend.xp.flip(x.data, axis=axes) if x.ndim else x.data
-    return result("flip", (x,), buf, x.dtype, x.device, lambda g: (flip(g, axes),), view_of=x)
+    xp = x.device.backend.xp
+    return apply_op("flip", (x,), lambda b: xp.flip(b, axis=axes) if b.ndim else b, x.dtype,
+                    x.device, lambda g: (flip(g, axes),), view_of=x)
 
 
 def roll(x, shift, axis=None):
     x = to_tensor("roll", x)
     xp = x.device.backend.xp
     if axis is None:
-        buf = xp.roll(x.data, shift)
         neg = -shift if isinstance(shift, int) else tuple(-s for s in shift)
-        return result("roll", (x,), buf, x.dtype, x.device, lambda g: (roll(g, neg),))
+        return apply_op("roll", (x,), lambda b: xp.roll(b, shift), x.dtype, x.device,
+                        lambda g: (roll(g, neg),))
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     axes = tuple(norm_axis("roll", a, x.ndim, False) for a in axes)
     shifts = shift if isinstance(shift, (tuple, list)) else (shift,) * len(axes)
     if len(shifts) != len(axes):
         raise ShapeError(f"[roll] {len(shifts)} shifts for {len(axes)} axes")
-    buf = xp.roll(x.data, shifts, axis=axes)
     neg = tuple(-s for s in shifts)
-    return result("roll", (x,), buf, x.dtype, x.device, lambda g: (roll(g, neg, axes),))
+    return apply_op("roll", (x,), lambda b: xp.roll(b, shifts, axis=axes), x.dtype, x.device,
+                    lambda g: (roll(g, neg, axes),))

@@ -14,7 +14,7 @@ import builtins
 from .. import dtypes as _dt
 from .._config import STATE
 from ..errors import DTypeError, ShapeError
-from ._dispatch import norm_axes, norm_axis, prod as _prod, result, to_tensor
+from ._dispatch import apply_op, norm_axes, norm_axis, prod as _prod, to_tensor
 
 
 def _kshape(shape, axes):
@@ -44,18 +44,25 @@ def _reduce(name, x, axis, keepdims, out_dt, vjp_factory, **kw):
     axes = norm_axes(name, axis, x.ndim)
     oshape = _kshape(x.shape, axes) if keepdims else tuple(
         d for i, d in enumerate(x.shape) if i not in axes)
-    if x._buf is None and name in ("sum", "max", "min", "prod") and STATE.fusion_mode != "none":
-        from ..fusion.lazy import lazy_reduce
-        buf = lazy_reduce(name, x, axes, out_dt)
-        buf = buf.reshape(oshape)
-    else:
-        buf = x.device.backend.reduce(name, x.data, x.dtype, axes, keepdims, out_dt, **kw)
-        if tuple(buf.shape) != oshape:
-            buf = buf.reshape(oshape)
     vjp, saved = None, ()
     if vjp_factory is not None and x.requires_grad and STATE.grad_enabled:
         vjp, saved = vjp_factory(x, axes, keepdims)
-    return result(name, (x,), buf, out_dt, x.device, vjp, saved, shape=oshape)
+    if x._buf is None and name in ("sum", "max", "min", "prod") and STATE.fusion_mode != "none":
+        # The producer is still pending: the reduction joins its fusion group.
+        from ..fusion.lazy import lazy_reduce
+        from ..autograd.engine import record
+        out = lazy_reduce(name, x, axes, out_dt, oshape)
+        if vjp is not None:
+            record(name, (x,), out, vjp, saved)
+        return out
+    b = x.device.backend
+    dt = x.dtype
+
+    def fwd(buf):
+        r = b.reduce(name, buf, dt, axes, keepdims, out_dt, **kw)
+        return r if tuple(r.shape) == oshape else r.reshape(oshape)
+    return apply_op(name, (x,), fwd, out_dt, x.device, vjp, saved, shape=oshape)
+
 
 
 def sum(x, axis=None, *, dtype=None, keepdims=False):
@@ -165,8 +172,9 @@ def _arg(name, x, axis, keepdims):
     ax = norm_axis(name, axis, x.ndim)
     if x.size == 0:
         raise ShapeError(f"[{name}] of an empty tensor (shape {x.shape})")
-    buf = x.device.backend.arg_reduce(name, x.data, x.dtype, ax, keepdims)
-    return result(name, (x,), buf, _dt.int64, x.device)
+    b, dt = x.device.backend, x.dtype
+    return apply_op(name, (x,), lambda buf: b.arg_reduce(name, buf, dt, ax, keepdims),
+                    _dt.int64, x.device)
 
 
 def argmax(x, axis=None, *, keepdims=False):
@@ -216,12 +224,15 @@ def cumulative_sum(x, axis=None, *, dtype=None, include_initial=False):
     out_dt = _sum_dtype("cumulative_sum", x.dtype, dtype)
     b = x.device.backend
     xp = b.xp
-    c = xp.cumsum(b.compute(x.data, x.dtype), axis=ax, dtype=b.accum_dtype(out_dt))
-    if include_initial:
-        pad = [(0, 0)] * x.ndim
-        pad[ax] = (1, 0)
-        c = xp.pad(c, pad)
-    buf = b.store(c, out_dt)
+    dt = x.dtype
+
+    def fwd(buf):
+        c = xp.cumsum(b.compute(buf, dt), axis=ax, dtype=b.accum_dtype(out_dt))
+        if include_initial:
+            pad = [(0, 0)] * c.ndim
+            pad[ax] = (1, 0)
+            c = xp.pad(c, pad)
+        return b.store(c, out_dt)
 
     def vjp(g):
         from .movement import flip
@@ -229,7 +240,7 @@ def cumulative_sum(x, axis=None, *, dtype=None, include_initial=False):
         if include_initial:
             g = take_slice(g, ax, 1, None)
         return (flip(cumulative_sum(flip(g, ax), axis=ax), ax),)
-    return result("cumulative_sum", (x,), buf, out_dt, x.device, vjp)
+    return apply_op("cumulative_sum", (x,), fwd, out_dt, x.device, vjp)
 
 
 def count_nonzero(x, axis=None, *, keepdims=False):

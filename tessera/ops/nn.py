@@ -1,0 +1,2 @@
+"""Neural-network functions (stub: being written)."""
+__all__ = []

@@ -1,0 +1,102 @@
+"""One-line op checks against references (tinygrad's helper_test_op, CuPy's
+numpy_cupy_allclose): `check_op` compares a tessera op with a NumPy float64
+reference, `check_grad` compares the tape's gradient with central finite
+differences along a random direction, and TOL is the one tolerance table.
+"""
+import numpy as np
+
+import tessera as ts
+
+# (rtol, atol) per dtype: the error a correctly rounded op may show against a
+# float64 reference, with headroom for a few chained roundings.
+TOL = {
+    "fp64": (1e-10, 1e-12),
+    "fp32": (2e-5, 1e-6),
+    "fp16": (5e-3, 1e-3),
+    "bf16": (3e-2, 1e-2),
+    "fp8_e4m3": (1.5e-1, 5e-2),
+    "fp8_e5m2": (2.5e-1, 1e-1),
+    "complex64": (2e-5, 1e-6),
+    "complex128": (1e-10, 1e-12),
+}
+
+
+def tol(dtype):
+    name = ts.dtypes.get_dtype(dtype).name
+    return TOL.get(name, (0, 0))
+
+
+def to_np64(t):
+    """A tessera tensor as a NumPy array in float64 (complex128 / int64 / bool kept)."""
+    a = t.numpy() if isinstance(t, ts.Tensor) else np.asarray(t)
+    if a.dtype.kind in "f" or str(a.dtype) in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
+        return a.astype(np.float64)
+    return a
+
+
+def assert_close(actual, expected, dtype=None, rtol=None, atol=None, err_msg=""):
+    a = to_np64(actual)
+    e = np.asarray(expected)
+    if dtype is None and isinstance(actual, ts.Tensor):
+        dtype = actual.dtype
+    r, t = tol(dtype) if dtype is not None else (1e-6, 1e-7)
+    r = r if rtol is None else rtol
+    t = t if atol is None else atol
+    assert a.shape == e.shape, f"shape {a.shape} != expected {e.shape} {err_msg}"
+    if a.dtype.kind in "biu" and e.dtype.kind in "biu":
+        np.testing.assert_array_equal(a, e, err_msg=err_msg)
+    else:
+        np.testing.assert_allclose(a, e.astype(a.dtype) if e.dtype.kind in "fc" else e,
+                                   rtol=r, atol=t, equal_nan=True, err_msg=err_msg)
+
+
+def rand(shape, dtype="fp32", device="cpu", low=-2.0, high=2.0, seed=0, requires_grad=False):
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(low, high, size=shape)
+    return ts.asarray(a, dtype=dtype, device=device, requires_grad=requires_grad), a
+
+
+def check_op(ts_fn, np_fn, *arrays, dtype="fp32", device="cpu", rtol=None, atol=None, **kw):
+    """Run `ts_fn` on tensors made from `arrays` and `np_fn` on the float64 arrays
+    (cast through `dtype` first, so input rounding is not counted as op error)."""
+    tins, nins = [], []
+    for a in arrays:
+        if isinstance(a, np.ndarray):
+            t = ts.asarray(a, dtype=dtype if a.dtype.kind == "f" else None, device=device)
+            tins.append(t)
+            nins.append(to_np64(t))
+        else:
+            tins.append(a)
+            nins.append(a)
+    out = ts_fn(*tins, **kw)
+    ref = np_fn(*nins, **kw)
+    if isinstance(out, (tuple, list)):
+        for o, r in zip(out, ref):
+            assert_close(o, r, rtol=rtol, atol=atol)
+    else:
+        assert_close(out, ref, rtol=rtol, atol=atol)
+    return out
+
+
+def check_grad(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, device="cpu"):
+    """Directional gradient check in float64: <u, J v> from the tape (a VJP with a
+    random cotangent u) against a central finite difference of <u, f> along a
+    random direction v. Two forward passes per check, whatever the size."""
+    rng = np.random.default_rng(seed)
+    xs = [ts.asarray(a, dtype="fp64", device=device, requires_grad=True) for a in arrays]
+    out = fn(*xs)
+    u = rng.standard_normal(out.shape)
+    out.backward(ts.asarray(u, dtype=out.dtype, device=device))
+    vs = [rng.standard_normal(np.shape(a)) for a in arrays]
+    analytic = sum(float(np.sum(to_np64(x.grad) * v)) for x, v in zip(xs, vs)
+                   if x.grad is not None)
+
+    def f_at(step):
+        with ts.no_grad():
+            ys = [ts.asarray(np.asarray(a, dtype=np.float64) + step * v, dtype="fp64", device=device)
+                  for a, v in zip(arrays, vs)]
+            return float(np.sum(to_np64(fn(*ys)) * u))
+    numeric = (f_at(eps) - f_at(-eps)) / (2 * eps)
+    assert np.isclose(analytic, numeric, rtol=rtol, atol=atol), \
+        f"gradient mismatch: tape {analytic!r} vs finite difference {numeric!r}"
+    return analytic, numeric
