@@ -20,6 +20,7 @@ from .ops import *  # noqa: F401,F403
 from .ops import __dict__ as _ops_dict
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .fusion.lazy import realize
+from . import fusion, op, schedule
 
 __version__ = "0.1.0"
 

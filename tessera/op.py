@@ -1,0 +1,29 @@
+"""The seed chapter's `op` namespace: `from tessera import op`, then `op.tensor`,
+`op.matmul`, `op.cast`, `op.check_numerics`, `op.custom`, and every other op.
+
+It is the `tessera` op set under one more name (nothing is defined here except
+the seed's spellings that the Array API lacks, like `cast`).
+"""
+from .ops import *  # noqa: F401,F403
+from .ops import tensor  # noqa: F401  (the seed's op.tensor(shape, dtype=...))
+from .ops.elementwise import astype
+
+
+def cast(x, dtype, rounding="nearest", saturate=None, generator=None):
+    """Cast to `dtype` (the seed's `op.cast(x, "bf16")`). `rounding="nearest"`
+    rounds to nearest even; `"stochastic"` and `saturate` come with the precision
+    module when it is present."""
+    if rounding == "nearest" and saturate is None:
+        return astype(x, dtype)
+    try:
+        from .precision.cast import cast as _pcast
+    except ImportError:
+        raise NotImplementedError("[cast] stochastic rounding / saturate need tessera.precision") from None
+    return _pcast(x, dtype, rounding=rounding, saturate=saturate, generator=generator)
+
+
+def check_numerics(t=None, message="", **kw):
+    """Raise NumericsError if `t` holds a NaN or Inf, naming its producer; else
+    return `t`. Without a tensor: the global checking mode (see tessera.numerics)."""
+    from .numerics import check_numerics as _cn
+    return _cn(t, message, **kw) if t is not None else _cn(**kw)
