@@ -41,7 +41,7 @@ class AccumulateGrad:
 class Node:
     """One recorded op. `vjp(*out_grads) -> tuple of input grads (or None)`."""
     __slots__ = ("name", "vjp", "next", "metas", "saved", "versions", "hooks", "retain",
-                 "seq", "n_out", "out_metas", "released", "info", "__weakref__")
+                 "seq", "n_out", "out_metas", "released", "info", "origins", "__weakref__")
 
     def __init__(self, name, vjp, next_, metas, saved, n_out, out_metas, info=None):
         self.name = name
@@ -57,6 +57,7 @@ class Node:
         self.out_metas = out_metas
         self.released = False
         self.info = info
+        self.origins = ()
 
     def add_hook(self, idx, fn):
         if self.hooks is None:
@@ -124,6 +125,8 @@ def record(name, inputs, outputs, vjp, saved=(), info=None):
     outs = (outputs,) if single else outputs
     node = Node(name, vjp, next_, metas, tuple(saved), len(outs),
                 tuple((o.shape, o.dtype) for o in outs), info)
+    if saved:
+        node.origins = tuple(_origin(s, inputs, outs) for s in node.saved)
     for i, o in enumerate(outs):
         if o.dtype.is_differentiable:
             o.requires_grad = True
@@ -134,6 +137,48 @@ def record(name, inputs, outputs, vjp, saved=(), info=None):
         for s in sinks:
             s("tape", node)
     return node
+
+
+def _origin(s, inputs, outs):
+    """Which input ("in", i) or output ("out", k) the saved tensor `s` is a detached
+    copy of (same storage and version counter), or None."""
+    for kind, ts in (("in", inputs), ("out", outs)):
+        for i, t in enumerate(ts):
+            if (t is not None and t._version is s._version and t._buf is s._buf
+                    and t._lazy is s._lazy and t.shape == s.shape):
+                return kind, i
+    return None
+
+
+def _reattach(node):
+    """For create_graph: put the node's saved (detached) tensors back on the tape
+    for the duration of its vjp, so that the gradient it builds depends on them
+    (the second derivative of exp needs `g * out` to see `out` as a function of x).
+    The edges are taken by `record` while the vjp runs; `_detach_saved` then
+    takes the saved tensors off the tape again, so no reference cycle remains."""
+    for s, org in zip(node.saved, node.origins):
+        if org is None or s.requires_grad:
+            continue
+        kind, i = org
+        if kind == "in":
+            e = node.next[i]
+            if e is None:
+                continue
+            if type(e[0]) is Node:
+                s.grad_fn, s._out_idx = e
+            else:
+                s._accum = e[0]
+        else:
+            s.grad_fn, s._out_idx = node, i
+        s.requires_grad = True
+
+
+def _detach_saved(node):
+    for s, org in zip(node.saved, node.origins):
+        if org is not None:
+            s.requires_grad = False
+            s.grad_fn = None
+            s._accum = None
 
 
 # ---------------------------------------------------------------------------
@@ -270,7 +315,14 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
             for i in range(node.n_out):
                 if gs[i] is None:
                     gs[i] = _zeros_like_meta(node.out_metas[i], device)
-            in_grads = node.vjp(*gs)
+            if create_graph and node.origins:
+                _reattach(node)
+                try:
+                    in_grads = node.vjp(*gs)
+                finally:
+                    _detach_saved(node)
+            else:
+                in_grads = node.vjp(*gs)
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
             sinks = STATE.event_sinks
