@@ -164,8 +164,8 @@ def _realize_same_shape(roots, reason):
             if done:
                 order.append(node)
                 continue
-            if id(node) in seen:
-                continue
+            if id(node) in seen or node.buf is not None:
+                continue  # (a boundary realized below may have computed it already)
             seen.add(id(node))
             stack.append((node, True))
             for s in node.srcs:
@@ -202,16 +202,18 @@ def _realize_same_shape(roots, reason):
                 src = r.srcs[0]
                 if type(src) is LazyOp and src.buf is None:
                     visit(src)
+    # a boundary realized during the walk may have computed some of these
+    order = [n for n in order if n.buf is None]
     device = roots[0].device
     backend = device.backend
     bufs, info = backend.run_fused(outputs, order, shape, is_reduce)
     for lop, buf in zip(outputs, bufs):
         # reductions come back with keepdims; the op may have asked for them dropped
         lop.buf = buf if tuple(buf.shape) == lop.shape else buf.reshape(lop.shape)
-    for n in order:
-        n.srcs = ()  # free the inputs: the values now live in the outputs' buffers
-    for r in roots:
-        r.srcs = ()
+    # Outputs drop their sources (the value lives in the buffer now). Interior
+    # nodes keep theirs: another pending group may still read through them.
+    for lop in outputs:
+        lop.srcs = ()
     sinks = STATE.event_sinks
     if sinks or _explain.enabled:
         rec = {"ops": [n.op for n in order] + ([r.op for r in roots] if is_reduce else []),

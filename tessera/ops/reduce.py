@@ -139,7 +139,7 @@ def std(x, axis=None, *, correction=0.0, keepdims=False):
 def _minmax(name, x, axis, keepdims):
     x = to_tensor(name, x)
     axes = norm_axes(name, axis, x.ndim)
-    if any(x.shape[a] == 0 for a in axes) or (x.size == 0 and not axes):
+    if builtins.any(x.shape[a] == 0 for a in axes) or (x.size == 0 and not axes):
         raise ShapeError(f"[{name}] zero-size reduction over axes {axes} of shape {x.shape} "
                          "has no identity")
 
