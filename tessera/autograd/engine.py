@@ -315,6 +315,10 @@ def run_backward(roots, grads, retain_graph=False, create_graph=False, inputs=No
             for i in range(node.n_out):
                 if gs[i] is None:
                     gs[i] = _zeros_like_meta(node.out_metas[i], device)
+            sinks = STATE.event_sinks
+            if sinks:  # begin mark: the profiler and check_numerics see the adjoint's ops
+                for s in sinks:
+                    s("backward_start", node)
             if create_graph and node.origins:
                 _reattach(node)
                 try:

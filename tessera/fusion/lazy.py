@@ -45,7 +45,8 @@ class LazyOp:
             if type(s) is LazyOp and s.buf is None:
                 n += s.nodes
         self.nodes = n
-        self.site = user_site(3) if STATE.debug or _explain.enabled else None
+        self.site = (user_site(3) if STATE.debug or _explain.enabled or STATE.check_numerics
+                     else None)
 
     @property
     def is_reduce(self):
@@ -206,6 +207,12 @@ def _realize_same_shape(roots, reason):
     order = [n for n in order if n.buf is None]
     device = roots[0].device
     backend = device.backend
+    sinks = STATE.event_sinks
+    if sinks:  # begin mark: the profiler times the run, check_numerics keeps the group
+        ev = {"outputs": outputs, "order": order, "shape": shape, "device": device,
+              "reduce": is_reduce}
+        for s in sinks:
+            s("fused_start", ev)
     bufs, info = backend.run_fused(outputs, order, shape, is_reduce)
     for lop, buf in zip(outputs, bufs):
         # reductions come back with keepdims; the op may have asked for them dropped

@@ -236,6 +236,10 @@ def tensor(shape, dtype="fp32", device=None, fill=0.0, requires_grad=False):
 def to_device(x, dev):
     """Copy `x` to device `dev` (the explicit, visible cross-device copy)."""
     src_b = x.device.backend
+    from .._config import STATE
+    if STATE.event_sinks:
+        for s in STATE.event_sinks:
+            s("copy_start", x)
     host = src_b.to_numpy(x.data, x.dtype)
     buf = dev.backend.from_numpy(np.ascontiguousarray(host), x.dtype)
     out = _new(buf, x.shape, x.dtype, dev)
