@@ -186,6 +186,27 @@ class ArrayBackend:
             r = e / xp.sum(e, axis=axis, keepdims=True)
         return self.store(r, dtype)
 
+    def layer_norm_forward(self, buf, weight, bias, dtype, n_axes, eps):
+        """Layer normalisation over the last `n_axes` axes, as
+        `torch.nn.functional.layer_norm` (biased variance): y = (x - mean) * rstd *
+        weight + bias, with `weight`/`bias` buffers of `dtype` or None. Returns
+        (y in `dtype`'s storage, mean, rstd); mean and rstd are in the accumulation
+        dtype (fp32, fp64 for fp64) with the reduced axes kept as size 1, for the
+        backward. fp16/bf16 compute in fp32 and round once."""
+        xp = self.xp
+        acc = np.float64 if dtype is _dt.fp64 else np.float32
+        x = self.compute(buf, dtype).astype(acc, copy=False)
+        axes = tuple(range(x.ndim - n_axes, x.ndim))
+        mean = xp.mean(x, axis=axes, keepdims=True)
+        xc = x - mean
+        rstd = (1 / xp.sqrt(xp.mean(xc * xc, axis=axes, keepdims=True) + acc(eps))).astype(acc)
+        y = xc * rstd
+        if weight is not None:
+            y = y * self.compute(weight, dtype).astype(acc, copy=False)
+        if bias is not None:
+            y = y + self.compute(bias, dtype).astype(acc, copy=False)
+        return self.store(y, dtype), mean, rstd
+
     def cast(self, buf, src, dst):
         """Casts with NumPy semantics: bool targets test != 0, floats to ints
         truncate toward zero, ml_dtypes rounds to nearest even into bf16/fp8."""
