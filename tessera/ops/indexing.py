@@ -188,8 +188,8 @@ def setitem(x, key, value):
     tape records it (a leaf that requires grad cannot be written in place)."""
     from .inplace import check_inplace, bump
     check_inplace("setitem", x)
-    k, idx = _norm_key("setitem", x, key)
-    k = _fill(k, [t.data for t in idx])
+    k0, idx = _norm_key("setitem", x, key)
+    k = _fill(k0, [t.data for t in idx])
     vt = isinstance(value, Tensor)
     if not vt and not isinstance(value, (bool, int, float, complex)):
         value = to_tensor("setitem", value, device=x.device)
@@ -218,8 +218,16 @@ def setitem(x, key, value):
             return index_put(g, key, 0.0), (getitem(g, key) if vt else None)
         record("setitem", (old, value if vt else None), x, vjp)
     if STATE.event_sinks:
+        # (name, tensor, write, sources): graph replay re-applies the write as
+        # write(x_buffer, *index_buffers[, value_buffer]) with new indices
+        n_idx, vdt, xdt = len(idx), (value.dtype if vt else None), x.dtype
+
+        def write(xb, *bufs):
+            v = (bufs[n_idx] if vdt is xdt else b.cast(bufs[n_idx], vdt, xdt)) if vt else value
+            xb[_fill(k0, bufs[:n_idx])] = v
+        srcs = tuple(idx) + ((value,) if vt else ())
         for s in STATE.event_sinks:
-            s("inplace", ("setitem", x))
+            s("inplace", ("setitem", x, write, srcs))
 
 
 def _autograd_shell(x):

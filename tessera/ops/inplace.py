@@ -51,6 +51,12 @@ def assign_inplace(a, r, name):
         a._out_idx = r._out_idx
         a.requires_grad = True
     if STATE.event_sinks:
+        # (name, tensor, write, sources): graph replay re-applies the write as
+        # write(target_buffer, *source_buffers)
+        rdt, adt = r.dtype, a.dtype
+
+        def write(dst, sb):
+            dst[...] = sb if rdt is adt else b.cast(sb, rdt, adt)
         for s in STATE.event_sinks:
-            s("inplace", (name, a))
+            s("inplace", (name, a, write, (r,)))
     return a
