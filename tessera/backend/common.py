@@ -76,6 +76,7 @@ class ArrayBackend:
 
     def __init__(self, xp):
         self.xp = xp
+        self.array_type = xp.ndarray
         fns = {}
         for op, attr in UFUNC_NAMES.items():
             fns[op] = getattr(xp, attr)
@@ -115,6 +116,8 @@ class ArrayBackend:
 
     def accum_dtype(self, dtype):
         """Accumulator for reductions: at least fp32 for floats, int64 for ints."""
+        if dtype is _dt.fp32:
+            return np.float32
         if dtype.kind == "f":
             return np.float64 if dtype is _dt.fp64 else np.float32
         if dtype.kind in "biu":
@@ -124,9 +127,12 @@ class ArrayBackend:
     def reduce(self, name, buf, dtype, axes, keepdims, out_dtype, **kw):
         xp = self.xp
         x = self.compute(buf, dtype)
-        if name in ("sum", "prod", "mean"):
+        if name == "sum":
+            r = xp.add.reduce(x, axis=axes, keepdims=keepdims,
+                              dtype=self.accum_dtype(out_dtype) if out_dtype.kind != "c" else None)
+        elif name in ("prod", "mean"):
             acc = self.accum_dtype(out_dtype) if out_dtype.kind != "c" else None
-            fn = {"sum": xp.sum, "prod": xp.prod, "mean": xp.mean}[name]
+            fn = xp.prod if name == "prod" else xp.mean
             r = fn(x, axis=axes, keepdims=keepdims, dtype=acc)
         elif name in ("max", "min"):
             r = (xp.max if name == "max" else xp.min)(x, axis=axes, keepdims=keepdims)
@@ -145,7 +151,9 @@ class ArrayBackend:
                 r = xp.squeeze(r, axis=axes)
         else:
             raise KeyError(name)
-        return self.store(xp.asarray(r), out_dtype)
+        if type(r) is not self.array_type:
+            r = xp.asarray(r)
+        return self.store(r, out_dtype)
 
     def arg_reduce(self, name, buf, dtype, axis, keepdims):
         xp = self.xp

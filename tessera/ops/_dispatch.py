@@ -10,8 +10,10 @@ from __future__ import annotations
 import operator
 
 from .. import dtypes as _dt
+from .._config import STATE
+from ..autograd.engine import record
 from ..errors import DeviceError, DTypeError, ShapeError, fmt_shapes_aligned
-from ..tensor import Tensor
+from ..tensor import Tensor, _new
 
 _SCALARS = (bool, int, float, complex)
 _BCAST = {}
@@ -135,9 +137,6 @@ def apply_op(name, inputs, fwd, dtype, device, vjp=None, saved=(), shape=None, v
     Python front end. Then: wrap as a Tensor, put the op on the tape when an
     input requires grad, and tell the event sinks (profiler, capture, numerics).
     `view_of`: the input whose storage (and version counter) the output shares."""
-    from .._config import STATE
-    from ..autograd.engine import record
-    from ..tensor import _new
     bufs = [t.data for t in inputs if t is not None]
     sinks = STATE.event_sinks
     if sinks:  # a begin mark, so the profiler times the compute itself

@@ -14,6 +14,7 @@ import builtins
 from .. import dtypes as _dt
 from .._config import STATE
 from ..errors import DTypeError, ShapeError
+from ..tensor import Tensor
 from ._dispatch import apply_op, norm_axes, norm_axis, prod as _prod, to_tensor
 
 
@@ -39,11 +40,27 @@ def _sum_dtype(op, dt, dtype):
     return dt
 
 
+_GEOM = {}
+
+
+def _geometry(name, shape, axis, keepdims):
+    """(axes, output shape), cached: the eager hot path sees few distinct calls."""
+    key = (shape, axis if not isinstance(axis, list) else tuple(axis), keepdims)
+    g = _GEOM.get(key)
+    if g is None:
+        axes = norm_axes(name, axis, len(shape))
+        oshape = _kshape(shape, axes) if keepdims else tuple(
+            d for i, d in enumerate(shape) if i not in axes)
+        g = (axes, oshape)
+        if len(_GEOM) < 4096:
+            _GEOM[key] = g
+    return g
+
+
 def _reduce(name, x, axis, keepdims, out_dt, vjp_factory, **kw):
-    x = to_tensor(name, x)
-    axes = norm_axes(name, axis, x.ndim)
-    oshape = _kshape(x.shape, axes) if keepdims else tuple(
-        d for i, d in enumerate(x.shape) if i not in axes)
+    if type(x) is not Tensor:
+        x = to_tensor(name, x)
+    axes, oshape = _geometry(name, x.shape, axis, keepdims)
     vjp, saved = None, ()
     if vjp_factory is not None and x.requires_grad and STATE.grad_enabled:
         vjp, saved = vjp_factory(x, axes, keepdims)
