@@ -93,7 +93,8 @@ def asarray(obj, dtype=None, device=None, copy=None, requires_grad=False):
         else:
             if isinstance(obj, np.ndarray) or np.isscalar(obj) and not isinstance(obj, (bool, int, float, complex)):
                 arr = np.asarray(obj)
-                if arr.dtype.kind in "OUSV":
+                # ml_dtypes' bfloat16/float8 report kind "V": let get_dtype decide those
+                if arr.dtype.kind in "OUS" or arr.dtype.kind == "V" and arr.dtype.names:
                     raise DTypeError(f"[asarray] NumPy dtype {arr.dtype} has no tessera equivalent")
                 src_dt = _dt.get_dtype(arr.dtype) if arr.dtype != np.uint16 or dt is not None else None
                 if src_dt is None:
