@@ -110,7 +110,7 @@ def _ops(arity, kinds, names, result="same"):
 
 OPS: dict[str, OpInfo] = {o.name: o for o in [
     OpInfo("input", -1, ANY), OpInfo("const", -1, ANY), OpInfo("cast", 1, ANY, "cast"),
-    *_ops(1, NUM, "negative square sign"), *_ops(1, ANY, "positive abs"),
+    *_ops(1, NUM, "negative positive square sign"), *_ops(1, ANY, "abs"),
     *_ops(1, NUM, "floor ceil trunc round"),
     *_ops(1, FLOAT, "reciprocal sqrt rsqrt exp exp2 expm1 log log1p log2 log10 sin cos tan "
                     "asin acos atan sinh cosh tanh asinh acosh atanh erf sigmoid"),

@@ -12,6 +12,10 @@ import math
 from .ir import COMPUTE_CTYPE, DTYPES, OPS
 from .lower import LoopIR, Stmt
 
+# fp64 -> these round once (NumPy's double->half does); ml_dtypes' bfloat16 rounds through
+# float32 (two roundings), and we match it.
+_F64_SINGLE_ROUNDING = {"fp16", "fp8_e4m3", "fp8_e5m2"}
+
 _FUNCTOR_OPS = [o for o, i in OPS.items() if i.arity > 0 and i.result != "reduce" and o != "cast"]
 
 
@@ -72,7 +76,8 @@ class Renderer:
         vc = DTYPES[vdtype or dtype].compute
         if d.store:
             if vc == "f64":
-                v = f"ts_f64_to_f32_odd({v})"
+                odd = dtype in _F64_SINGLE_ROUNDING
+                v = f"ts_f64_to_f32_odd({v})" if odd else f"(float)({v})"
             return f"{d.store}({v})"
         if d.kind == "b":
             return f"(uint8_t)({v} != 0)"
@@ -90,7 +95,8 @@ class Renderer:
                 rnd = t.rnd
                 if arg == "saturate" and dst.startswith("fp8"):
                     rnd = rnd.replace("round", "satur")
-                x = f"ts_f64_to_f32_odd({a})" if s.compute == "f64" else f"(float)({a})"
+                odd = s.compute == "f64" and dst in _F64_SINGLE_ROUNDING
+                x = f"ts_f64_to_f32_odd({a})" if odd else f"(float)({a})"
                 return f"{rnd}({x})"
             return f"({COMPUTE_CTYPE[t.compute]})({a})"
         # integer targets

@@ -157,7 +157,7 @@ def render_cuda(outputs, input_metas, reduce_shape=None):
     shape = tuple(reduce_shape) if reduce_shape else (2,) * nd
     arrays = []
     for dt, st in input_metas:
-        npdt = numpy_dtype(dt)
+        npdt = np.dtype(f"u{numpy_dtype(dt).itemsize}")  # only the layout matters here
         base = np.zeros(shape, npdt)
         strides = tuple(int(s) * npdt.itemsize for s in st) if len(st) == nd else base.strides
         arrays.append(np.lib.stride_tricks.as_strided(base, shape, strides))

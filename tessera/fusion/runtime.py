@@ -196,6 +196,8 @@ def _eval_node(n: Node, a, inputs, shape, fused):
         return np.asarray(n.arg, numpy_dtype(n.dtype)).astype(cdt)
     if op == "cast":
         src = a[0]
+        if n.srcs[0].dtype == n.dtype:
+            return src  # a no-op, as in the kernels (no rounding of a fused narrow value)
         t = DTYPES[n.dtype]
         if t.kind == "b":
             return src != 0

@@ -1,0 +1,66 @@
+"""Reduction roots: every op and dtype family, axes patterns, strided inputs, NaN, accuracy."""
+import numpy as np
+import pytest
+
+from tessera.fusion.ir import alu, const, inp, numpy_dtype
+from tessera.fusion.runtime import run_cpu
+
+from conftest import assert_close
+
+
+@pytest.mark.parametrize("axes", [(0,), (1,), (2,), (0, 2), (0, 1, 2), (1, 2)])
+@pytest.mark.parametrize("dtype", ["fp32", "fp64", "fp16", "bf16", "int32", "int8"])
+def test_reduce_ops_axes(dtype, axes):
+    rng = np.random.default_rng(0)
+    shape = (5, 37, 33)
+    x = (rng.uniform(0.5, 1.5, shape) if dtype.startswith(("fp", "bf"))
+         else rng.integers(-3, 4, shape)).astype(numpy_dtype(dtype))
+    x = x[:, ::-1, :]  # negative strides
+    ops = ["reduce_sum", "reduce_max", "reduce_min"] + (["reduce_prod"] if dtype == "fp64" else [])
+    xi = inp(0, dtype)
+    got = run_cpu([alu(op, xi, arg=axes) for op in ops], [x], shape)
+    acc = np.float64 if dtype[0] in "fb" else np.int64
+    for op, g in zip(ops, got):
+        f = {"reduce_sum": np.sum, "reduce_max": np.max, "reduce_min": np.min, "reduce_prod": np.prod}[op]
+        kw = {"dtype": acc} if op in ("reduce_sum", "reduce_prod") else {}
+        ref = f(x.astype(acc), axis=axes, keepdims=True, **kw).astype(numpy_dtype(dtype))
+        assert g.shape == ref.shape
+        assert_close(g, ref, dtype, f"{op} {dtype} axes={axes}")
+
+
+def test_multi_root_sum_and_sumsq_with_broadcast():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((64, 300)).astype(np.float32)
+    b = np.broadcast_to(rng.standard_normal((1, 300)).astype(np.float32), x.shape)
+    y = alu("add", inp(0, "fp32"), inp(1, "fp32"))
+    s, s2 = run_cpu([alu("reduce_sum", y, arg=(1,)), alu("reduce_sum", alu("multiply", y, y), arg=(1,))],
+                    [x, b], x.shape)
+    yy = (x + b).astype(np.float64)
+    np.testing.assert_allclose(s, yy.sum(1, keepdims=True), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(s2, (yy * yy).sum(1, keepdims=True), rtol=1e-5)
+
+
+def test_nan_propagates_in_max_min():
+    x = np.array([[1.0, np.nan, 3.0], [1.0, 2.0, 3.0]], np.float32)
+    mx, mn = run_cpu([alu("reduce_max", inp(0, "fp32"), arg=(1,)),
+                      alu("reduce_min", inp(0, "fp32"), arg=(1,))], [x], x.shape)
+    assert np.isnan(mx[0, 0]) and mx[1, 0] == 3 and np.isnan(mn[0, 0]) and mn[1, 0] == 1
+
+
+def test_fp32_sum_accuracy_2_24():
+    x = np.random.default_rng(2).uniform(0, 1, 2 ** 24).astype(np.float32)
+    got = run_cpu([alu("reduce_sum", inp(0, "fp32"), arg=(0,))], [x], x.shape)[0][0]
+    exact = x.astype(np.float64).sum()
+    assert abs(float(got) - exact) / exact < 1e-6
+
+
+def test_empty_and_size1_reductions():
+    x = np.zeros((3, 0), np.float32)
+    s = run_cpu([alu("reduce_sum", inp(0, "fp32"), arg=(1,))], [x], x.shape)[0]
+    np.testing.assert_array_equal(s, np.zeros((3, 1), np.float32))
+    with pytest.raises(ValueError):
+        run_cpu([alu("reduce_max", inp(0, "fp32"), arg=(1,))], [x], x.shape)
+    y = np.arange(3, dtype=np.float32).reshape(3, 1)
+    s = run_cpu([alu("reduce_sum", alu("multiply", inp(0, "fp32"), const(2.0, "fp32")), arg=(1,))],
+                [y], y.shape)[0]
+    np.testing.assert_array_equal(s, 2 * y)
