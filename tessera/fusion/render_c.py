@@ -15,10 +15,12 @@ from .ir import DTYPES
 from .lower import BCAST, ELEM, KERNEL, ROW, STRIDED, UNIT, LoopIR
 from .render_base import Renderer
 
-# Below this many elements a kernel runs on one thread: measured with
-# benchmarks/fusion_codegen_smoke.py --threshold on the 2-core dev box (a 3-op fp32
-# chain; parallel wins from ~64k elements, below that the team start-up dominates).
-OMP_MIN_ELEMENTS = 65536
+# Below this many elements a kernel runs on one thread.  Measured with
+# `python benchmarks/fusion_codegen_smoke.py --threshold` on the 2-core dev VM (fp32
+# exp(x*a+b), best of 200 calls, serial vs 2 threads): 16k 24.9 vs 22.2 us, 32k 30.2 vs
+# 25.3 us, 64k 44.1 vs 33.4 us; 4k is a tie.  Parallel wins from ~16k; 32k leaves margin
+# for machines where starting the team costs more.
+OMP_MIN_ELEMENTS = 32768
 # Reductions: lanes of the vector accumulator, and how many elements a lane-block
 # sums in the narrow type before it is added into the wide (double) accumulator.
 LANES = 16
