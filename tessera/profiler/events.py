@@ -28,7 +28,8 @@ fused          dict {ops, outputs, shape, reason, site, kernel, info}: it ran
 tape           `node`: an op was put on the autograd tape
 backward_start `node`: its adjoint is about to run
 backward       `(node, in_grads)`: its adjoint ran
-inplace        `(name, tensor)`: a tensor was written in place
+inplace        `(name, tensor, write, sources)`: a tensor was written in place
+               (`write(buf, *source_bufs)` re-applies the write, for capture)
 copy_start     `src`: a cross-device copy is about to start
 copy           `(src, dst)`: it finished
 compile        dict {kind: "compile"|"cache_hit"|"disk_hit", name, seconds,
@@ -46,8 +47,8 @@ from .._config import STATE
 KINDS = {
     "op_start": "name", "op": "(name, inputs, out[, fwd])", "fused_start": "dict",
     "fused": "dict", "tape": "node", "backward_start": "node",
-    "backward": "(node, in_grads)", "inplace": "(name, tensor)", "copy_start": "src",
-    "copy": "(src, dst)", "compile": "dict",
+    "backward": "(node, in_grads)", "inplace": "(name, tensor, write, sources)",
+    "copy_start": "src", "copy": "(src, dst)", "compile": "dict",
 }
 
 

@@ -1,0 +1,429 @@
+"""`check_numerics`: find the op that first made a NaN or an Inf.
+
+One name, two uses:
+
+- `check_numerics(t, message="")` checks one tensor: returns `t` when every
+  element is finite, else raises `NumericsError` with the counts of NaN, +Inf
+  and -Inf, the index of the first bad element, the op that produced `t` and the
+  user's source line.
+- `check_numerics()` (no tensor) is the global mode, as a context manager or a
+  decorator (`with check_numerics():`, `@check_numerics()`), or switched with
+  `check_numerics.enable()` / `.disable()` / `set_check_numerics(True)`. It checks
+  the output of every op, every adjoint in backward (naming the forward op), every
+  in-place write (optimizer updates included) and every fused group. When a fused
+  group's output is bad, the group is re-run op by op from its inputs to find the
+  FIRST op that made the bad value (all inputs finite, output not), reported with
+  its source line, fused kernel, dtype, shape and its inputs' ranges.
+  `check_numerics(overflow=("fp16", "bf16"))` also reports fp32/fp64 values that
+  would overflow those dtypes if cast to them (mixed-precision debugging).
+
+    >>> import tessera as ts
+    >>> from tessera.numerics import check_numerics
+    >>> x = ts.asarray([1.0, 2.0])
+    >>> check_numerics(x) is x
+    True
+    >>> with check_numerics():
+    ...     ts.log(ts.asarray([1.0, -1.0]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    tessera.errors.NumericsError: [check_numerics] log produced 1 NaN, 0 +Inf, 0 -Inf ...
+
+Off, it costs nothing: no sink is attached, and `STATE.check_numerics` is False.
+
+GPU design (the `_DeviceFlags` path, CUDA tensors only): a host check per op
+would synchronize after every launch. Instead each checked output adds one tiny
+`isfinite(...).all()` reduction on the stream, which writes the sequence number
+of the first bad output into a device word; the outputs stay referenced in a
+bounded ring. The word is read at the next natural sync (a device->host copy,
+leaving the mode) or every `SYNC_EVERY` checks; a non-zero value names the ring
+entry, whose full report (counts, index, the unfused re-run) is then computed on
+the host. A later step may write generated kernels that set the flag themselves.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import weakref
+
+import numpy as np
+
+from ._config import STATE
+from ._srcloc import fmt_site, source_text, user_site
+from .errors import NumericsError
+from .tensor import Tensor
+
+__all__ = ["check_numerics", "set_check_numerics", "is_check_numerics_enabled"]
+
+LIMITS = {"fp16": 65504.0, "bf16": 3.3895313892515355e38}
+SYNC_EVERY = 64
+
+
+# -- scanning one value ----------------------------------------------------------
+def _host_view(buf, dtype, device):
+    """An array xp math accepts, at least fp32 (16-bit sums overflow, bf16 has no ufuncs)."""
+    b = device.backend
+    x = b.compute(buf, dtype)
+    if dtype.kind == "f" and x.dtype.itemsize < 4:
+        x = x.astype(np.float32)
+    return x
+
+
+def _is_bad(x, limit):
+    """Fast test: any non-finite (or, with `limit`, any |v| > limit) element?"""
+    xp = _xp_of(x)
+    with np.errstate(all="ignore"):
+        if limit is not None:
+            lo, hi = x.min(), x.max()
+            return not (xp.isfinite(lo) and xp.isfinite(hi)) or max(-lo, hi) > limit
+        if xp.isfinite(x.sum()):  # one pass, no temporaries; a false alarm re-checks
+            return False
+        return not bool(xp.isfinite(x).all())
+
+
+def _xp_of(x):
+    if not type(x).__module__.startswith("cupy"):
+        return np
+    import cupy  # only reached for CuPy arrays
+    return cupy
+
+
+def _report(x, limit):
+    """{nan, posinf, neginf, over, first, n} for a value known (or suspected) bad."""
+    xp = _xp_of(x)
+    with np.errstate(all="ignore"):
+        r = x.real if x.dtype.kind == "c" else x
+        nan = xp.isnan(x) if x.dtype.kind == "c" else xp.isnan(r)
+        bad = ~xp.isfinite(x)
+        over = (xp.abs(r) > limit) & ~bad if limit is not None else None
+        anyb = bad | over if over is not None else bad
+        if not bool(anyb.any()):
+            return None
+        first = int(xp.argmax(anyb.ravel()))
+        return {"nan": int(nan.sum()), "posinf": int(xp.isposinf(r).sum()),
+                "neginf": int(xp.isneginf(r).sum()), "over": int(over.sum()) if over is not None
+                else 0, "first": tuple(int(i) for i in np.unravel_index(first, x.shape)),
+                "n": int(x.size), "largest": float(xp.abs(r[xp.isfinite(r)]).max())
+                if over is not None and bool(over.any()) else None}
+
+
+def _limit_for(dtype, opts):
+    """The overflow limit to test an output of `dtype` against, or None."""
+    if not opts or dtype.kind != "f" or dtype.itemsize < 4:
+        return None
+    lims = [LIMITS[n] for n in opts if n in LIMITS]
+    return min(lims) if lims else None
+
+
+def _range(v):
+    if isinstance(v, (bool, int, float, complex)):
+        return repr(v)
+    with np.errstate(all="ignore"):
+        a = v.real if v.dtype.kind == "c" else v
+        if a.size == 0:
+            return "empty"
+        if a.dtype.kind in "biu":
+            return f"[{a.min()}, {a.max()}]"
+        fin = a[np.isfinite(a)] if isinstance(a, np.ndarray) else a
+        bad = " (holds NaN/Inf)" if fin.size != a.size else ""
+        return (f"[{float(fin.min()):.4g}, {float(fin.max()):.4g}]{bad}" if fin.size
+                else "no finite values")
+
+
+def _fail(op, dtype, shape, rep, limit, site, extra=(), message="", **attrs):
+    counts = (f"{rep['nan']} NaN, {rep['posinf']} +Inf, {rep['neginf']} -Inf")
+    if rep["over"]:
+        counts += (f", {rep['over']} finite values beyond {limit:.6g} (largest "
+                   f"{rep['largest']:.6g}) that a cast to {_limit_name(limit)} would make Inf")
+    lines = [f"[check_numerics] {op} produced {counts} in a {dtype.name} tensor of shape "
+             f"{tuple(shape)} ({rep['n']} elements); first bad element at index {rep['first']}"]
+    if message:
+        lines.append(f"  message: {message}")
+    src = source_text(site)
+    lines.append(f"  at {fmt_site(site)}" + (f":  {src}" if src else ""))
+    lines.extend("  " + e for e in extra if e)
+    _reset()
+    err = NumericsError("\n".join(lines))
+    err.op, err.site, err.counts, err.index = op, site, rep, rep["first"]
+    err.dtype, err.shape = dtype, tuple(shape)
+    for k, v in attrs.items():
+        setattr(err, k, v)
+    raise err
+
+
+def _limit_name(limit):
+    return " / ".join(k for k, v in LIMITS.items() if v == limit) or "a narrower dtype"
+
+
+# -- the op-level check ----------------------------------------------------------------
+def _check_tensor(t, message, overflow):
+    lop = t._lazy if t._buf is None else None
+    producer = (lop.op if lop is not None else None) or t._name or \
+        (t.grad_fn.name if t.grad_fn is not None else "<input>")
+    site = (lop.site if lop is not None else None) or user_site()
+    if t.dtype.kind not in "fc":
+        return t
+    x = _host_view(t.data, t.dtype, t.device)
+    limit = _limit_for(t.dtype, overflow)
+    if _is_bad(x, limit):
+        rep = _report(x, limit)
+        if rep is not None:
+            _fail(producer, t.dtype, t.shape, rep, limit, site, message=message,
+                  forward_op=None, kernel=None)
+    return t
+
+
+# -- the global mode: an event sink --------------------------------------------------------
+class _Checker:
+    """The sink. Stacks pair begin/end events: fused groups (with the group's
+    structure, kept for the unfused re-run) and adjoints (to name the forward op)."""
+
+    def __init__(self):
+        self.fused, self.bwd, self.kernel = [], [], None
+        self.node_site = weakref.WeakKeyDictionary()   # tape node -> forward site
+        self.lazy_bwd = weakref.WeakKeyDictionary()    # LazyOp made in an adjoint -> node
+
+    def __call__(self, kind, p):
+        if kind == "op":
+            out = p[2]
+            if out._buf is None:
+                if self.bwd:
+                    self.lazy_bwd[out._lazy] = self.bwd[-1]
+                return  # checked when its group runs
+            self.check_eager(p[0], p[1], out)
+        elif kind == "fused_start":
+            self.kernel = None
+            self.fused.append((p, [(n, n.srcs) for n in p["order"]],
+                               [(o, o.srcs) for o in p["outputs"] if o.axes is not None]))
+        elif kind == "fused":
+            if self.fused:
+                self.check_fused(self.fused.pop(), p.get("kernel") or self.kernel)
+        elif kind == "compile":
+            self.kernel = p.get("name")
+        elif kind == "tape":
+            self.node_site[p] = user_site()
+        elif kind == "backward_start":
+            self.bwd.append(p)
+        elif kind == "backward":
+            while self.bwd and self.bwd.pop() is not p[0]:
+                pass
+        elif kind == "inplace":
+            t = p[1]
+            self.check_eager(p[0] + " (in place)", (), t)
+        elif kind == "copy" and _flags is not None:
+            _flags.poll()
+
+    def context(self, node):
+        if node is None:
+            return None
+        return (f"in backward: the adjoint of '{node.name}' (forward op at "
+                f"{fmt_site(self.node_site.get(node))})")
+
+    def check_eager(self, name, inputs, out):
+        dt = out.dtype
+        if dt.kind not in "fc":
+            return
+        limit = _limit_for(dt, STATE.check_numerics_opts)
+        x = _host_view(out._buf, dt, out.device)
+        if out.device.type != "cpu" and _device_flags(out.device) is not None:
+            _flags.add(x, limit, (name, inputs, out, self.bwd[-1] if self.bwd else None))
+            return
+        if _is_bad(x, limit):
+            self.report_eager(name, inputs, out, x, limit, self.bwd[-1] if self.bwd else None)
+
+    def report_eager(self, name, inputs, out, x, limit, node, site=None):
+        rep = _report(x, limit)
+        if rep is None:
+            return
+        ins = [a if type(a) is not Tensor else _host_view(a.data, a.dtype, a.device)
+               for a in inputs]
+        pre = [i for i, v in enumerate(ins) if not isinstance(v, (bool, int, float, complex))
+               and _is_bad(v, None)]
+        extra = ["input ranges: " + ", ".join(f"#{i} {_range(v)}" for i, v in enumerate(ins))
+                 if ins else "", self.context(node),
+                 f"note: input(s) {pre} already held NaN/Inf: the bad value came from "
+                 "outside the checked ops (data, or made while the mode was off)" if pre else ""]
+        _fail(name, out.dtype, out.shape, rep, limit, site or user_site(), extra,
+              forward_op=node.name if node is not None else None, kernel=None)
+
+    def check_fused(self, snap, kernel):
+        ev, order, reduces = snap
+        limit = None
+        for o in ev["outputs"]:
+            if o.dtype.kind not in "fc" or o.buf is None:
+                continue
+            limit = _limit_for(o.dtype, STATE.check_numerics_opts)
+            if _is_bad(_host_view(o.buf, o.dtype, o.device), limit):
+                self.locate(ev, order, reduces, kernel)
+
+    def locate(self, ev, order, reduces, kernel):
+        """Re-run the group op by op; report the first op with finite inputs and a bad output."""
+        from .fusion.execute import _REDUCE_NAMES
+        from .fusion.lazy import LazyOp
+        from . import dtypes as _dt
+        backend = ev["device"].backend
+        vals = {}
+
+        def value(s, want):
+            if type(s) is LazyOp and id(s) in vals:
+                v, dt = vals[id(s)], s.dtype
+            elif type(s) is LazyOp or type(s) is Tensor:
+                dt = s.dtype
+                v = backend.compute(s.buf if type(s) is LazyOp else s.data, dt)
+            else:
+                return s
+            if dt is not want:
+                v = backend.compute(backend.cast(backend.store(v, dt), dt, want), want)
+            return v
+
+        steps = []
+        for lop, srcs in order:
+            want = [_dt.bool_ if lop.op == "where" and i == 0 else lop.in_dtype
+                    for i in range(len(srcs))]
+            args = [value(s, w) for s, w in zip(srcs, want)]
+            with np.errstate(all="ignore"):
+                if lop.op == "cast":
+                    out = backend.cast(backend.store(args[0], lop.in_dtype), lop.in_dtype,
+                                       lop.dtype)
+                else:
+                    out = backend.elementwise(lop.op, args, lop.dtype)
+            vals[id(lop)] = backend.compute(out, lop.dtype)
+            steps.append((lop, lop.op, args, out))
+        for o, srcs in reduces:
+            args = [value(srcs[0], o.dtype)]
+            with np.errstate(all="ignore"):
+                r = backend.reduce(_REDUCE_NAMES[o.op], backend.store(args[0], o.dtype), o.dtype,
+                                   o.axes, True, o.dtype)
+            steps.append((o, o.op, args, r))
+        first_bad = None
+        for lop, name, args, out in steps:
+            if lop.dtype.kind not in "fc":
+                continue
+            limit = _limit_for(lop.dtype, STATE.check_numerics_opts)
+            x = _host_view(out, lop.dtype, lop.device)
+            if not _is_bad(x, limit):
+                continue
+            arrays = [a for a in args if not isinstance(a, (bool, int, float, complex))]
+            clean = not any(a.dtype.kind in "fc" and _is_bad(a, None) for a in arrays)
+            if clean or first_bad is None:
+                first_bad = (lop, name, args, x, limit, clean)
+            if clean:
+                break
+        if first_bad is None:
+            return
+        lop, name, args, x, limit, clean = first_bad
+        node = self.lazy_bwd.get(lop)
+        ops = [n.op for n, _ in order] + [o.op for o, _ in reduces]
+        extra = ["input ranges: " + ", ".join(f"#{i} {_range(a)}" for i, a in enumerate(args)),
+                 f"ran in fused kernel {kernel or '(unnamed)'} with ops [{', '.join(ops)}] over "
+                 f"shape {tuple(ev['shape'])}; found by re-running the group op by op",
+                 self.context(node),
+                 "" if clean else "note: an input of the group already held NaN/Inf"]
+        rep = _report(x, limit)
+        _fail(name, lop.dtype, lop.shape, rep, limit, lop.site, extra,
+              forward_op=node.name if node is not None else None, kernel=kernel)
+
+
+class _DeviceFlags:
+    """CUDA: accumulate 'first bad output' on the device; read it at a sync (see the
+    module docstring). Only built for CUDA tensors; not reachable on the CPU."""
+
+    def __init__(self, xp):
+        self.xp = xp
+        self.word = xp.zeros((), xp.int64)
+        self.ring = []
+
+    def add(self, x, limit, entry):
+        xp = self.xp
+        bad = ~xp.isfinite(x).all()
+        if limit is not None:
+            bad |= (xp.abs(x) > limit).any()
+        self.ring.append((x, limit, entry))
+        # write our sequence number unless an earlier entry already did (no sync)
+        self.word = xp.where((self.word == 0) & bad, len(self.ring), self.word)
+        if len(self.ring) >= SYNC_EVERY:
+            self.poll()
+
+    def poll(self):
+        k = int(self.word)  # the one device->host read
+        ring, self.ring = self.ring, []
+        self.word = self.xp.zeros((), self.xp.int64)
+        if k:
+            x, limit, (name, inputs, out, node) = ring[k - 1]
+            _checker.report_eager(name, inputs, out, x, limit, node)
+
+
+_flags = None
+
+
+def _device_flags(device):
+    global _flags
+    if _flags is None:
+        _flags = _DeviceFlags(device.backend.xp)
+    return _flags
+
+
+# -- switching the mode -----------------------------------------------------------------
+_checker = _Checker()
+_sub = None
+
+
+def _reset():
+    _checker.fused.clear()
+    _checker.bwd.clear()
+
+
+def set_check_numerics(enabled=True, overflow=None):
+    """Turn the global mode on or off (`overflow`: dtype names, see the module doc)."""
+    global _sub
+    if enabled:
+        STATE.check_numerics_opts = tuple(overflow) if overflow else None
+        STATE.check_numerics = True
+        if _sub is None:
+            from .profiler.events import subscribe
+            _reset()
+            _sub = subscribe(_checker)
+    else:
+        if _flags is not None and _flags.ring:
+            _flags.poll()
+        if _sub is not None:
+            _sub.remove()
+            _sub = None
+        STATE.check_numerics = False
+        STATE.check_numerics_opts = None
+
+
+def is_check_numerics_enabled():
+    return STATE.check_numerics
+
+
+class _Mode(contextlib.ContextDecorator):
+    """`with check_numerics():` / `@check_numerics()`: the mode inside, the previous
+    setting restored at exit (nests; re-entrant)."""
+
+    def __init__(self, overflow=None):
+        self.overflow = overflow
+        self.saved = []
+
+    def __enter__(self):
+        self.saved.append((STATE.check_numerics, STATE.check_numerics_opts))
+        set_check_numerics(True, self.overflow)
+        return self
+
+    def __exit__(self, *exc):
+        on, opts = self.saved.pop()
+        set_check_numerics(on, opts)
+        return False
+
+
+def check_numerics(t=None, message="", *, overflow=None):
+    """Check tensor `t` (returns it when finite), or with no tensor return the
+    global mode as a context manager / decorator. See the module docstring."""
+    if t is None:
+        return _Mode(overflow)
+    if type(t) is not Tensor:
+        raise TypeError(f"[check_numerics] expects a tessera Tensor, got {type(t).__name__}")
+    return _check_tensor(t, message, overflow)
+
+
+check_numerics.enable = functools.partial(set_check_numerics, True)
+check_numerics.disable = functools.partial(set_check_numerics, False)
