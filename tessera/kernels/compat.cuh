@@ -223,6 +223,12 @@ template <class T, class A> TS_DEV T store_from(A v) {
   return Scalar<T>::down(static_cast<typename Scalar<T>::compute>(v));
 }
 
+// Correctly rounded reciprocals, used instead of '/' in hot loops and unrolled
+// epilogues: division's slow-path subroutine call makes ptxas save registers
+// around it, which the ptxas report shows as spills.
+TS_DEV float recip(float v) { return __frcp_rn(v); }
+TS_DEV double recip(double v) { return __drcp_rn(v); }
+
 // NaN tests that are false for integers, so reductions need no special case.
 template <class T> TS_DEV bool is_nan(T) { return false; }
 template <> TS_DEV bool is_nan<float>(float v) { return v != v; }

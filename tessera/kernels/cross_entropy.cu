@@ -9,7 +9,7 @@
 #include "reduce_common.cuh"
 
 template <class T>
-__global__ void __launch_bounds__(1024) ce_fwd(const T* __restrict__ x, const i64* __restrict__ target,
+__global__ void __launch_bounds__(ROW_THREADS) ce_fwd(const T* __restrict__ x, const i64* __restrict__ target,
                                                typename Acc<T>::type* __restrict__ loss,
                                                typename Acc<T>::type* __restrict__ lse_out,
                                                i64 rows, i64 C, i64 ignore_index) {
@@ -30,7 +30,7 @@ __global__ void __launch_bounds__(1024) ce_fwd(const T* __restrict__ x, const i6
 }
 
 template <class T>
-__global__ void __launch_bounds__(1024) ce_bwd(const T* __restrict__ x, const i64* __restrict__ target,
+__global__ void __launch_bounds__(ROW_THREADS) ce_bwd(const T* __restrict__ x, const i64* __restrict__ target,
                                                const typename Acc<T>::type* __restrict__ lse,
                                                const typename Acc<T>::type* __restrict__ dloss,
                                                T* __restrict__ dx, i64 rows, i64 C, i64 ignore_index) {

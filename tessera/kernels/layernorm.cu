@@ -8,7 +8,7 @@
 #include "reduce_common.cuh"
 
 template <class T>
-__global__ void __launch_bounds__(1024) layer_norm_fwd(const T* __restrict__ x, const T* __restrict__ gamma,
+__global__ void __launch_bounds__(ROW_THREADS) layer_norm_fwd(const T* __restrict__ x, const T* __restrict__ gamma,
                                                        const T* __restrict__ beta, T* __restrict__ y,
                                                        typename Acc<T>::type* __restrict__ mean_out,
                                                        typename Acc<T>::type* __restrict__ rstd_out,
@@ -41,7 +41,7 @@ template <class A> struct Sum2Op {
 };
 
 template <class T>
-__global__ void __launch_bounds__(1024) layer_norm_bwd_dx(const T* __restrict__ x, const T* __restrict__ dy,
+__global__ void __launch_bounds__(ROW_THREADS) layer_norm_bwd_dx(const T* __restrict__ x, const T* __restrict__ dy,
                                                           const T* __restrict__ gamma,
                                                           const typename Acc<T>::type* __restrict__ mean,
                                                           const typename Acc<T>::type* __restrict__ rstd,

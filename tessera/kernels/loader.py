@@ -324,3 +324,103 @@ def compile_check_hipcc(file_name, name_expressions, arch="gfx90a", options=()) 
             else:
                 cur.shared_bytes = v
     return rep
+
+
+# ---- runtime: CuPy modules ------------------------------------------------------------
+_memory: dict = {}  # (file, name expression, options) -> launchable CuPy function
+
+
+def device_arch() -> str:
+    """"sm_90" on NVIDIA, the gfx name (e.g. "gfx90a") on AMD, for the current device."""
+    import cupy
+    if cupy.cuda.runtime.is_hip:
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        name = props.get("gcnArchName", b"gfx")
+        return (name.decode() if isinstance(name, bytes) else str(name)).split(":")[0]
+    return "sm_" + cupy.cuda.Device().compute_capability
+
+
+def _have_cuda_bindings() -> bool:
+    try:
+        from cuda.bindings import nvrtc  # noqa: F401
+        return bool(cuda_include_dirs())
+    except Exception:
+        return False
+
+
+class KernelModule:
+    """One compiled kernel file with a set of instantiations.
+
+    On NVIDIA with cuda-python present, tessera compiles with NVRTC itself, keeps the
+    cubin in its disk cache and loads it with `cupy.RawModule(path=...)`. Otherwise (HIP,
+    or no cuda-python, or a cubin the driver rejects) CuPy compiles the source and
+    CuPy's own cache holds the binary; tessera still records its key, so the listeners
+    see compile vs cache_hit the same way."""
+
+    def __init__(self, file_name, name_expressions, options=()):
+        self.file_name = file_name
+        self.name_expressions = list(name_expressions)
+        self.options = tuple(options)
+        self._module = None
+        self._lowered: dict = {}
+        self.source_hash = None
+
+    def _compile(self):
+        import cupy
+        hip = cupy.cuda.runtime.is_hip
+        arch = device_arch()
+        source, headers = read_source(self.file_name), included_headers(self.file_name)
+        native = not hip and _have_cuda_bindings()
+        version = nvrtc_version() if native else f"cupy-{cupy.__version__}-{'hiprtc' if hip else 'nvrtc'}"
+        key = cache_key(source, headers, self.options, self.name_expressions, arch, version)
+        self.source_hash = key
+        cache = DiskCache()
+        label = f"{self.file_name}:{','.join(self.name_expressions)}"
+        t0 = time.perf_counter()
+        hit = cache.get(key)
+        if native:
+            try:
+                if hit is None:
+                    binary, lowered, _ = nvrtc_compile(self.file_name, self.name_expressions, arch, self.options)
+                    cache.put(key, binary, {"lowered": lowered, "file": self.file_name, "arch": arch,
+                                            "compiler": version, "names": self.name_expressions})
+                    hit = cache.get(key)
+                if hit is not None:
+                    self._module = cupy.RawModule(path=str(cache.root / f"{key}.bin"))
+                    self._lowered = hit[1]["lowered"]
+                    for n in self.name_expressions:  # load now: a rejected cubin falls back below
+                        self._module.get_function(self._lowered[n])
+            except cupy.cuda.driver.CUDADriverError:
+                self._module, native = None, False
+        if self._module is None:
+            opts = ("-std=c++17", f"-I{KERNELS_DIR}") + self.options
+            self._module = cupy.RawModule(code=source, options=opts, name_expressions=self.name_expressions)
+            try:
+                for n in self.name_expressions:
+                    self._module.get_function(n)  # compiles (or hits CuPy's cache) now
+            except cupy.cuda.compiler.CompileException as e:
+                raise KernelCompileError(self.file_name, self.name_expressions, str(e)) from None
+            self._lowered = {n: n for n in self.name_expressions}
+            if hit is None:
+                cache.put(key, b"", {"file": self.file_name, "arch": arch, "compiler": version,
+                                     "names": self.name_expressions, "binary": "cupy-cache"})
+        _notify("cache_hit" if hit is not None else "compile", label, time.perf_counter() - t0, key)
+
+    def get_function(self, name_expression):
+        if self._module is None:
+            self._compile()
+        return self._module.get_function(self._lowered[name_expression])
+
+
+def get_kernel(file_name, name_expression, options=()):
+    """The launchable CuPy function for one instantiation, compiled at most once per process."""
+    key = (file_name, name_expression, tuple(options))
+    fn = _memory.get(key)
+    if fn is None:
+        fn = KernelModule(file_name, [name_expression], options).get_function(name_expression)
+        _memory[key] = fn
+    return fn
+
+
+def clear_memory_cache():
+    _memory.clear()

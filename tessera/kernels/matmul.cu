@@ -17,11 +17,6 @@
 #include <cuda_bf16.h>
 #endif
 
-TS_DEV float recip(float v) { return __frcp_rn(v); }
-TS_DEV double recip(double v) { return __drcp_rn(v); }
-
-// The reciprocal intrinsic instead of '/' keeps division's slow-path call out of
-// the unrolled epilogue: its ABI register saves showed up as ptxas spills.
 template <int ACT, class A> TS_DEV A activate(A v) {
   if (ACT == 1) return v > A(0) ? v : A(0);
   if (ACT == 2) return A(0.5) * v * (A(1) + erf(v * A(0.70710678118654752440)));

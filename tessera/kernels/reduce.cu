@@ -11,7 +11,7 @@
 #include "reduce_common.cuh"
 
 template <class Op, class In, class Out>
-__global__ void __launch_bounds__(1024) reduce_rows(const In* __restrict__ x, Out* __restrict__ out,
+__global__ void __launch_bounds__(ROW_THREADS) reduce_rows(const In* __restrict__ x, Out* __restrict__ out,
                                                     i64 rows, i64 cols, double param) {
   typedef typename Op::acc A;
   const i64 row = (i64)blockIdx.x * blockDim.y + threadIdx.y;

@@ -14,7 +14,10 @@ template <class A, bool MEAN> struct SumLikeOp {
   TS_DEV void fold(A x, i64) { v += x; }
   TS_DEV void combine(const SumLikeOp& o) { v += o.v; }
   TS_DEV SumLikeOp shfl_xor(int m) const { SumLikeOp s; s.v = ::shfl_xor(v, m); return s; }
-  template <class Out> TS_DEV Out result(i64 n, double) const { return store_from<Out>(MEAN ? v / (A)n : v); }
+  template <class Out> TS_DEV Out result(i64 n, double) const {
+    if constexpr (MEAN) return store_from<Out>(v * recip((A)n));
+    else return store_from<Out>(v);
+  }
 };
 template <class A> using SumOp = SumLikeOp<A, false>;
 template <class A> using MeanOp = SumLikeOp<A, true>;
@@ -72,21 +75,16 @@ template <class A, bool ALL> struct LogicalOp {
 template <class A> using AllOp = LogicalOp<A, true>;
 template <class A> using AnyOp = LogicalOp<A, false>;
 
-TS_DEV float recip(float v) { return __frcp_rn(v); }
-TS_DEV double recip(double v) { return __drcp_rn(v); }
-
 // Welford's running mean/M2 (Chan et al. to combine): one pass, no
 // catastrophic cancellation. result() is the variance with ddof = param.
 template <class A, bool SQRT> struct MomentOp {
   typedef A acc; i64 n; A mean, m2;
   static TS_DEV MomentOp identity() { MomentOp s; s.n = 0; s.mean = A(0); s.m2 = A(0); return s; }
-  // The reciprocal intrinsic keeps f64 division's slow-path call (and the
-  // register spill its ABI costs in reduce_cols) out of the hot loop.
   TS_DEV void fold(A x, i64) { n++; A d = x - mean; mean += d * recip((A)n); m2 += d * (x - mean); }
   TS_DEV void combine(const MomentOp& o) {
     if (o.n == 0) return;
     if (n == 0) { *this = o; return; }
-    i64 nn = n + o.n; A d = o.mean - mean, f = (A)o.n / (A)nn;
+    i64 nn = n + o.n; A d = o.mean - mean, f = (A)o.n * recip((A)nn);
     mean += d * f; m2 += o.m2 + d * d * (A)n * f; n = nn;
   }
   TS_DEV MomentOp shfl_xor(int m) const {
@@ -95,10 +93,10 @@ template <class A, bool SQRT> struct MomentOp {
   // numpy divides by max(n - ddof, 0): 0/0 -> NaN, x/0 -> inf.
   template <class Out> TS_DEV Out result(i64, double ddof) const {
     A dof = (A)n - (A)ddof; if (dof < A(0)) dof = A(0);
-    A var = m2 / dof;
+    A var = m2 * recip(dof);  // recip(0) = inf: 0 * inf = NaN, x * inf = inf, as m2 / 0
     return store_from<Out>(SQRT ? sqrt(var) : var);
   }
-  TS_DEV A rstd(A eps) const { A var = n > 0 ? m2 / (A)n : A(0); return A(1) / sqrt(var + eps); }
+  TS_DEV A rstd(A eps) const { A var = n > 0 ? m2 * recip((A)n) : A(0); return rsqrt(var + eps); }
 };
 template <class A> using VarOp = MomentOp<A, false>;
 template <class A> using StdOp = MomentOp<A, true>;
@@ -123,6 +121,10 @@ template <class A> struct LogSumExpOp {
   template <class Out> TS_DEV Out result(i64, double) const { return store_from<Out>(value()); }
 };
 
+// Row kernels run at most ROW_THREADS threads per block (launchers/geometry.py):
+// a tight launch bound lets ptxas use registers freely instead of spilling.
+constexpr int ROW_THREADS = 256;
+
 template <class S> TS_DEV S warp_allreduce(S s) {
   for (int o = WARP_SIZE / 2; o > 0; o >>= 1) s.combine(s.shfl_xor(o));
   return s;
@@ -130,10 +132,10 @@ template <class S> TS_DEV S warp_allreduce(S s) {
 
 // All-reduce over the blockDim.x threads of one row group. Either the group
 // is one warp (blockDim.x == WARP_SIZE, any blockDim.y) or the whole block
-// (blockDim.y == 1, blockDim.x a multiple of WARP_SIZE up to 1024).
+// (blockDim.y == 1, blockDim.x a multiple of WARP_SIZE up to ROW_THREADS).
 // Every thread of the block must call it (it may __syncthreads).
 template <class S> TS_DEV S group_allreduce(S s) {
-  __shared__ S partial[1024 / 32];
+  __shared__ S partial[ROW_THREADS / 32];
   s = warp_allreduce(s);
   const int nwarps = blockDim.x / WARP_SIZE;
   if (nwarps == 1) return s;

@@ -10,7 +10,7 @@
 #include "reduce_common.cuh"
 
 template <class T, bool LOG>
-__global__ void __launch_bounds__(1024) softmax_fwd(const T* __restrict__ x, T* __restrict__ y, i64 rows, i64 cols) {
+__global__ void __launch_bounds__(ROW_THREADS) softmax_fwd(const T* __restrict__ x, T* __restrict__ y, i64 rows, i64 cols) {
   typedef typename Acc<T>::type A;
   const i64 row = (i64)blockIdx.x * blockDim.y + threadIdx.y;
   LogSumExpOp<A> s = LogSumExpOp<A>::identity();
@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(1024) softmax_fwd(const T* __restrict__ x, T* 
 }
 
 template <class T, bool LOG>
-__global__ void __launch_bounds__(1024) softmax_bwd(const T* __restrict__ y, const T* __restrict__ dy,
+__global__ void __launch_bounds__(ROW_THREADS) softmax_bwd(const T* __restrict__ y, const T* __restrict__ dy,
                                                     T* __restrict__ dx, i64 rows, i64 cols) {
   typedef typename Acc<T>::type A;
   const i64 row = (i64)blockIdx.x * blockDim.y + threadIdx.y;
