@@ -104,6 +104,8 @@ def apply(op, args):
     if dts is None:
         dts = op.cache[key] = _rule_for(op, args)
     out_dt, in_dt = dts
+    if len(tensors) != len(args) and in_dt is not None and in_dt.kind in "iu":
+        _check_int_scalars(op.name, args, in_dt)
     if len(tensors) == 1:
         t0 = tensors[0]
         dev = t0.device
@@ -152,6 +154,16 @@ def apply(op, args):
         for s in sinks:
             s("op", (op.name, args, out))
     return out
+
+
+def _check_int_scalars(name, args, dt):
+    """A Python int must fit the integer dtype it is weakly cast to (NumPy raises
+    an untagged OverflowError; a fused kernel would silently wrap)."""
+    info = _dt.iinfo(dt)
+    for a in args:
+        if type(a) is int and not info.min <= a <= info.max:
+            raise DTypeError(f"[{name}] Python integer {a} is out of range for {dt.name} "
+                             f"({info.min}..{info.max}); cast the tensor to a wider dtype first")
 
 
 def _rule_for(op, args):
