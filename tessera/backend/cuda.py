@@ -1,0 +1,168 @@
+"""The CUDA backend (also CuPy's ROCm build): CuPy arrays as storage, tessera's
+own kernels (`tessera/kernels`) on the hot paths.
+
+CuPy has no bf16 or fp8 dtypes, so those are stored as 16/8-bit unsigned words;
+`compute` widens them to fp32 with tessera's cast kernel for the few ops that
+fall back to CuPy routines, and `store` rounds back (nearest even, bit-exact with
+ml_dtypes). Matmul goes through `launchers.matmul_auto`, which picks tessera's
+tiled kernel or cuBLAS per shape bucket by measurement and records the choice.
+Reductions are brought to the layouts the reduction kernels take ("rows": the
+reduced axes innermost; "cols": one contiguous block of reduced axes between an
+outer and an inner block) with at most one permute copy. Elementwise work goes
+through the fusion buffer (every launch costs microseconds, so it fuses at any
+size); with fusion off, single elementwise ops run as CuPy ufuncs.
+
+Nothing here runs without a GPU; the launch geometry and kernels are tested
+(geometry in pure Python, kernels compiled through NVRTC/hipcc) on any machine.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes as _dt
+from .common import ArrayBackend
+
+_NARROW = (_dt.bf16, _dt.fp8_e4m3, _dt.fp8_e5m2)
+
+
+def _launchers():
+    from ..kernels import launchers
+    from ..kernels.launchers import matmul, movement, nn, reduce
+    return launchers, matmul, movement, nn, reduce
+
+
+class CudaBackend(ArrayBackend):
+    name = "cuda"
+    FUSE_MIN_SIZE = 1
+    FUSED_RUNNER = "run_cuda"
+    _instances: dict = {}
+
+    @classmethod
+    def for_device(cls, index):
+        b = cls._instances.get(index)
+        if b is None:
+            b = cls._instances[index] = cls(index)
+        return b
+
+    def __init__(self, index):
+        import cupy
+        super().__init__(cupy)
+        self.index = index
+        self.cupy = cupy
+
+    # -- storage ----------------------------------------------------------------
+    def storage_dtype(self, dtype):
+        return dtype.cuda_storage
+
+    def compute_dtype(self, dtype):
+        return np.dtype(np.float32) if dtype in _NARROW else dtype.cuda_storage
+
+    def compute(self, buf, dtype):
+        if dtype in _NARROW:
+            from ..kernels.launchers.movement import cast
+            return cast(self.xp.ascontiguousarray(buf), dtype.name, "fp32")
+        return buf
+
+    def store(self, arr, dtype):
+        if dtype in _NARROW:
+            from ..kernels.launchers.movement import cast
+            src = arr if arr.dtype == np.float32 else arr.astype(np.float32)
+            return cast(self.xp.ascontiguousarray(src), "fp32", dtype.name)
+        sd = dtype.cuda_storage
+        return arr if arr.dtype == sd else arr.astype(sd)
+
+    def cast(self, buf, src, dst):
+        from ..kernels.launchers.movement import cast
+        return cast(self.xp.ascontiguousarray(buf), src.name, dst.name)
+
+    def to_numpy(self, buf, dtype):
+        host = self.cupy.asnumpy(buf)
+        if dtype in _NARROW:
+            host = host.view(dtype.np_storage)
+        return host
+
+    def from_numpy(self, arr, dtype):
+        if dtype in _NARROW:
+            arr = np.ascontiguousarray(arr).view(dtype.cuda_storage)
+        with self.cupy.cuda.Device(self.index):
+            return self.cupy.asarray(arr)
+
+    def synchronize(self):
+        self.cupy.cuda.get_current_stream().synchronize()
+
+    # -- kernels ------------------------------------------------------------------
+    def matmul(self, a, b, dtype):
+        from ..kernels.launchers.matmul import matmul_auto
+        from ..kernels.launchers.registry import MATMUL_DTYPES
+        if dtype.name not in MATMUL_DTYPES or a.ndim > 3 or b.ndim > 3:
+            if dtype.name in MATMUL_DTYPES and a.ndim == b.ndim:
+                # flatten leading batch dims (after broadcasting) into one
+                xp = self.xp
+                batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+                a3 = xp.ascontiguousarray(xp.broadcast_to(a, batch + a.shape[-2:])).reshape(-1, *a.shape[-2:])
+                b3 = xp.ascontiguousarray(xp.broadcast_to(b, batch + b.shape[-2:])).reshape(-1, *b.shape[-2:])
+                return self.matmul(a3, b3, dtype).reshape(batch + (a.shape[-2], b.shape[-1]))
+            return super().matmul(a, b, dtype)
+        ta, a = self._as_operand(a)
+        tb, b = self._as_operand(b)
+        from .._config import STATE
+        hint = STATE.tile_hint
+        if hint is not None and hint.tile_sizes is not None:
+            from ..kernels.launchers.matmul import matmul as tiled
+            return tiled(a, b, trans_a=ta, trans_b=tb, tile=hint.tile_sizes[:3], dtype=dtype.name)
+        return matmul_auto(a, b, trans_a=ta, trans_b=tb, dtype=dtype.name)
+
+    def _as_operand(self, x):
+        """A transposed view is passed as (trans=True, contiguous storage): no copy."""
+        if x.flags.c_contiguous:
+            return False, x
+        xt = x.swapaxes(-1, -2)
+        if xt.flags.c_contiguous:
+            return True, xt
+        return False, self.xp.ascontiguousarray(x)
+
+    def reduce(self, name, buf, dtype, axes, keepdims, out_dtype, **kw):
+        from ..kernels.launchers.movement import permute_copy
+        from ..kernels.launchers.reduce import reduce as kreduce
+        from ..kernels.launchers.registry import REDUCE_OPS
+        if name not in REDUCE_OPS or dtype.name not in REDUCE_OPS[name][1] or buf.ndim == 0:
+            return super().reduce(name, buf, dtype, axes, keepdims, out_dtype, **kw)
+        x = buf
+        nd = x.ndim
+        keep = [i for i in range(nd) if i not in axes]
+        oshape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keepdims \
+            else tuple(x.shape[i] for i in keep)
+        red = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+        block = list(axes) == list(range(axes[0], axes[-1] + 1)) if axes else True
+        ddof = int(kw.get("correction", 0))
+        if x.flags.c_contiguous and block and axes and axes[-1] == nd - 1:
+            r = kreduce(x.reshape(-1, red), name, "rows", ddof=ddof, dtype=dtype.name,
+                        out_dtype=out_dtype.name)
+        elif x.flags.c_contiguous and block and axes:
+            outer = int(np.prod(x.shape[:axes[0]]))
+            inner = int(np.prod(x.shape[axes[-1] + 1:]))
+            r = kreduce(x.reshape(outer, red, inner), name, "cols", ddof=ddof,
+                        dtype=dtype.name, out_dtype=out_dtype.name)
+        else:
+            perm = keep + list(axes)
+            xc = permute_copy(x, perm, dtype=dtype.name)
+            r = kreduce(xc.reshape(-1, red), name, "rows", ddof=ddof, dtype=dtype.name,
+                        out_dtype=out_dtype.name)
+        return r.reshape(oshape)
+
+    def arg_reduce(self, name, buf, dtype, axis, keepdims):
+        if axis is None:
+            r = self.reduce(name, buf.reshape(-1), dtype, (0,), False, _dt.int64)
+            return r.reshape((1,) * buf.ndim) if keepdims else r
+        return self.reduce(name, buf, dtype, (axis,), keepdims, _dt.int64)
+
+    def softmax(self, buf, dtype, axis, log):
+        from ..kernels.launchers.nn import softmax
+        x = self.xp.moveaxis(buf, axis, -1)
+        shape = x.shape
+        y = softmax(self.xp.ascontiguousarray(x).reshape(-1, shape[-1]), log=log, dtype=dtype.name)
+        return self.xp.moveaxis(y.reshape(shape), -1, axis)
+
+    def scatter_add(self, target, index, values):
+        import cupyx
+        cupyx.scatter_add(target, index, values)
