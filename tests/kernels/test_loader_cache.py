@@ -1,0 +1,111 @@
+"""Kernel cache keys, the disk cache (atomic writes, corrupt entries) and listeners."""
+import json
+import os
+
+import pytest
+
+from tessera.kernels import loader
+
+BASE = dict(source="src", headers={"compat.cuh": "a"}, options=("-O3",), name_expressions=["k<f32>"],
+            arch="sm_90", compiler_version="nvrtc-13.0")
+
+
+def key(**kw):
+    args = dict(BASE, **kw)
+    return loader.cache_key(args["source"], args["headers"], args["options"], args["name_expressions"],
+                            args["arch"], args["compiler_version"])
+
+
+def test_key_is_deterministic_and_sensitive_to_every_input():
+    k0 = key()
+    assert k0 == key() and len(k0) == 64
+    variants = [dict(source="src "), dict(headers={"compat.cuh": "b"}), dict(headers={"other.cuh": "a"}),
+                dict(options=("-O2",)), dict(options=()), dict(name_expressions=["k<f64>"]),
+                dict(arch="sm_80"), dict(compiler_version="nvrtc-12.9")]
+    keys = {key(**v) for v in variants}
+    assert k0 not in keys and len(keys) == len(variants)
+
+
+def test_key_has_no_join_ambiguity():
+    assert key(source="ab", arch="c") != key(source="a", arch="bc")
+
+
+def test_included_headers_follow_the_include_chain():
+    h = loader.included_headers("softmax.cu")
+    assert set(h) >= {"reduce_common.cuh", "compat.cuh"}
+    assert h["compat.cuh"] == (loader.KERNELS_DIR / "compat.cuh").read_text()
+
+
+def test_disk_cache_round_trip_and_corruption_is_a_miss(tmp_path):
+    c = loader.DiskCache(tmp_path)
+    assert c.get("k1") is None
+    c.put("k1", b"\x7fELFbinary", {"lowered": {"a": "_Z1a"}})
+    binary, meta = c.get("k1")
+    assert binary == b"\x7fELFbinary" and meta["lowered"] == {"a": "_Z1a"}
+    # flip the binary: the checksum in the meta no longer matches
+    (tmp_path / "k1.bin").write_bytes(b"\x7fELFbinarY")
+    assert c.get("k1") is None
+    assert not (tmp_path / "k1.bin").exists()  # a corrupt entry is removed
+    c.put("k2", b"x", {})
+    (tmp_path / "k2.json").write_text("{not json")
+    assert c.get("k2") is None
+    c.put("k3", b"x", {})
+    meta = json.loads((tmp_path / "k3.json").read_text())
+    meta["key"] = "someone-else"
+    (tmp_path / "k3.json").write_text(json.dumps(meta))
+    assert c.get("k3") is None
+
+
+def test_disk_writes_are_atomic(tmp_path, monkeypatch):
+    c = loader.DiskCache(tmp_path)
+    c.put("k", b"old", {})
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        c.put("k", b"new-binary", {})
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert c.get("k")[0] == b"old"  # the previous entry is intact
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # no temp file left behind
+
+
+def test_cache_dir_honours_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path / "kc"))
+    assert loader.cache_dir() == tmp_path / "kc"
+    monkeypatch.delenv("TESSERA_CACHE_DIR")
+    assert loader.cache_dir().parts[-3:] == (".cache", "tessera", "kernels")
+
+
+def test_compile_listeners():
+    seen = []
+    fn = loader.add_compile_listener(seen.append)
+    try:
+        loader._notify("compile", "x.cu:k", 0.5, "abc")
+    finally:
+        loader.remove_compile_listener(fn)
+    loader._notify("cache_hit", "x.cu:k", 0.0, "abc")
+    assert seen == [{"kind": "compile", "name": "x.cu:k", "seconds": 0.5, "source_hash": "abc"}]
+
+
+def test_ptxas_log_parsing():
+    log = """ptxas info    : Compiling entry function '_Z1kPf' for 'sm_90'
+ptxas info    : Function properties for _Z1kPf
+ptxas         .     8 bytes stack frame, 4 bytes spill stores, 12 bytes spill loads
+ptxas info    : Used 40 registers, used 1 barriers, 8 bytes cumulative stack size, 4352 bytes smem
+ptxas info    : Compiling entry function '_Z1gPf' for 'sm_90'
+ptxas info    : Function properties for _Z1gPf
+ptxas         .     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 6 registers, used 0 barriers
+"""
+    r = loader.parse_ptxas_log(log)
+    assert r["_Z1kPf"] == loader.KernelResources(40, 4, 12, 8, 4352)
+    assert r["_Z1gPf"].registers == 6 and r["_Z1gPf"].spill_stores == 0
+
+
+def test_import_does_not_need_cupy():
+    import sys
+    assert "tessera.kernels.loader" in sys.modules
+    import tessera.kernels.launchers  # noqa: F401  (CuPy is only imported inside launchers)
