@@ -225,7 +225,8 @@ class _Checker:
         limit = _limit_for(dt, STATE.check_numerics_opts)
         x = _host_view(out._buf, dt, out.device)
         if out.device.type != "cpu" and _device_flags(out.device) is not None:
-            _flags.add(x, limit, (name, inputs, out, self.bwd[-1] if self.bwd else None))
+            _flags.add(x, limit, (name, inputs, out, self.bwd[-1] if self.bwd else None,
+                                  user_site()))
             return
         if _is_bad(x, limit):
             self.report_eager(name, inputs, out, x, limit, self.bwd[-1] if self.bwd else None)
@@ -348,8 +349,8 @@ class _DeviceFlags:
         ring, self.ring = self.ring, []
         self.word = self.xp.zeros((), self.xp.int64)
         if k:
-            x, limit, (name, inputs, out, node) = ring[k - 1]
-            _checker.report_eager(name, inputs, out, x, limit, node)
+            x, limit, (name, inputs, out, node, site) = ring[k - 1]
+            _checker.report_eager(name, inputs, out, x, limit, node, site)
 
 
 _flags = None

@@ -179,8 +179,13 @@ class Timeline:
         return rows
 
     def _repr_html_(self):
-        return (f"<p>tessera timeline: {len(self.spans)} spans, "
-                f"{self.duration_ns / 1e6:.3f} ms</p>" + self.summary(quiet=True)._repr_html_())
+        parts = [f"<p>tessera timeline: {len(self.spans)} spans, "
+                 f"{self.duration_ns / 1e6:.3f} ms</p>"]
+        for lane in sorted(self.lanes, reverse=True):  # device first, when recorded
+            if len(self.lanes) > 1:
+                parts.append(f"<p>{_LANE_NAMES.get(lane, lane)}</p>")
+            parts.append(self.summary(lane=lane, quiet=True)._repr_html_())
+        return "".join(parts)
 
     @property
     def duration_ns(self):

@@ -1,0 +1,274 @@
+"""check_numerics: the op-level check and the global mode find the op (and the
+user's line) that first made a NaN/Inf: eager, inside fused groups, in backward,
+in in-place writes, in bf16."""
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import tessera as ts
+from tessera import numerics
+from tessera._config import STATE
+from tessera.errors import NumericsError
+from tessera.numerics import check_numerics, set_check_numerics
+
+BIG = 40000  # above the CPU fusion threshold: these ops go through the lazy buffer
+
+
+@pytest.fixture(autouse=True)
+def _quiet_numpy():
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+    assert STATE.event_sinks == [] and not STATE.check_numerics
+
+
+def _line():
+    return sys._getframe(1).f_lineno
+
+
+def _big(value, dtype=np.float32):
+    return ts.asarray(np.full(BIG, value, dtype))
+
+
+# -- op-level ---------------------------------------------------------------------
+def test_returns_tensor_unchanged_when_finite():
+    x = ts.asarray([1.0, 2.0, 3.0])
+    assert check_numerics(x) is x
+    i = ts.asarray([1, 2])
+    assert check_numerics(i) is i
+    lazy = _big(2.0) * 3
+    assert check_numerics(lazy) is lazy and float(lazy[0]) == 6.0
+
+
+def test_error_gives_counts_first_index_producer_and_line():
+    x = ts.asarray([[1.0, 2.0, np.nan], [np.inf, -np.inf, np.nan]])
+    y = x * 2
+    with pytest.raises(NumericsError) as ei:
+        line = _line() + 1
+        check_numerics(y, "after scaling")
+    msg = str(ei.value)
+    assert "2 NaN, 1 +Inf, 1 -Inf" in msg and "index (0, 2)" in msg
+    assert "multiply" in msg and "after scaling" in msg and "shape (2, 3)" in msg
+    assert ei.value.index == (0, 2) and ei.value.site[1] == line
+    assert isinstance(ei.value, ValueError)
+
+
+def test_op_level_names_the_lazy_producer():
+    y = ts.log(_big(-1.0))
+    with pytest.raises(NumericsError, match=r"log produced 40000 NaN"):
+        check_numerics(y)
+
+
+def test_op_level_rejects_non_tensors():
+    with pytest.raises(TypeError, match="check_numerics"):
+        check_numerics(np.ones(3))
+
+
+# -- the mode: switching ----------------------------------------------------------------
+def test_off_by_default_and_costs_no_sink():
+    assert STATE.check_numerics is False and STATE.event_sinks == []
+    ts.log(ts.asarray([-1.0]))  # no error when off
+
+
+def test_context_manager_decorator_enable_disable():
+    with check_numerics():
+        assert STATE.check_numerics and len(STATE.event_sinks) == 1
+        with check_numerics(overflow=("fp16",)):
+            assert STATE.check_numerics_opts == ("fp16",)
+        assert STATE.check_numerics and STATE.check_numerics_opts is None
+    assert STATE.event_sinks == []
+
+    @check_numerics()
+    def f(x):
+        return ts.sqrt(x)
+    with pytest.raises(NumericsError, match="sqrt"):
+        f(ts.asarray([-1.0]))
+    f(ts.asarray([4.0]))
+    check_numerics.enable()
+    try:
+        with pytest.raises(NumericsError):
+            ts.log(ts.asarray([-1.0]))
+    finally:
+        check_numerics.disable()
+    set_check_numerics(True)
+    set_check_numerics(False)
+
+
+# -- forward, eager (small tensors) -------------------------------------------------------
+@pytest.mark.parametrize("fn, op, kind", [
+    (lambda x: ts.log(x - 3), "log", "NaN"),
+    (lambda x: ts.sqrt(-x), "sqrt", "NaN"),
+    (lambda x: 1.0 / (x - 1), "divide", "+Inf"),
+    (lambda x: ts.asin(x), "asin", "NaN"),
+    (lambda x: ts.exp(x * 100), "exp", "+Inf"),
+    (lambda x: ts.asarray([[3e38, 3e38]]) @ ts.reshape(x * 1e30, (2, 1)), "matmul", "+Inf"),
+    (lambda x: ts.sum(x * 1.5e38), "sum", "+Inf"),
+])
+def test_forward_eager_names_op_and_line(fn, op, kind):
+    x = ts.asarray([1.0, 2.0])
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            fn(x)
+    e = ei.value
+    assert e.op == op and f"{op} produced" in str(e)
+    assert e.counts[{"NaN": "nan", "+Inf": "posinf"}[kind]] >= 1
+    assert e.site[0] == __file__ and e.site[2] == "<lambda>"  # the user's frame: the lambda
+    assert "input ranges" in str(e)
+
+
+def test_forward_eager_line_is_the_users():
+    x = ts.asarray([1.0, -2.0, 3.0])
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            line = _line() + 1
+            y = ts.log(x) + 1  # noqa: F841
+    assert ei.value.site[1] == line and ei.value.index == (1,)
+    assert "y = ts.log(x) + 1" in str(ei.value)
+    assert "[-2, 3]" in str(ei.value)  # the input's range
+
+
+# -- inside a fused group (large tensors) --------------------------------------------------
+def test_fused_group_names_the_first_bad_op_not_the_one_passing_it_on():
+    x = _big(0.5)
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            line = _line() + 1
+            y = ts.log(x * 0) + 1
+            y.numpy()
+    e = ei.value
+    assert e.op == "log" and e.site[1] == line  # not add, not the line that realized it
+    assert e.counts["neginf"] == BIG and e.index == (0,)
+    assert e.dtype == ts.fp32 and e.shape == (BIG,)
+    msg = str(e)
+    assert "fused kernel" in msg and "[multiply, log, add]" in msg
+    assert "#0 [0, 0]" in msg  # log's input range
+
+
+def test_fused_group_with_a_reduction():
+    x = _big(-2.0)
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            line = _line() + 1
+            s = ts.sum(ts.sqrt(x * 2) + 1)
+            float(s)
+    assert ei.value.op == "sqrt" and ei.value.site[1] == line
+
+
+def test_fused_group_culprit_in_the_middle_of_a_chain():
+    x = ts.asarray(np.linspace(-1, 1, BIG).astype(np.float32))
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            a = ts.exp(x) * 2
+            line = _line() + 1
+            b = ts.log(a - 2)
+            c = ts.tanh(b * 0.5) + a
+            c.numpy()
+    e = ei.value
+    assert e.op == "log" and e.site[1] == line
+    assert 0 < e.counts["nan"] < BIG
+
+
+def test_finite_fused_groups_pass():
+    x = _big(0.5)
+    with check_numerics():
+        y = (ts.log(x + 1) * 2).numpy()
+    assert np.isfinite(y).all()
+
+
+# -- backward ----------------------------------------------------------------------------
+def test_backward_names_the_adjoint_of_sqrt():
+    x = ts.asarray([0.0, 1.0, 4.0], requires_grad=True)
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            fwd_line = _line() + 1
+            y = ts.sqrt(x).sum()
+            y.backward()
+    e = ei.value
+    assert e.forward_op == "sqrt" and e.counts["posinf"] == 1 and e.index == (0,)
+    assert "adjoint of 'sqrt'" in str(e) and f":{fwd_line} " in str(e)
+
+
+def test_backward_in_a_fused_group():
+    x = ts.asarray(np.zeros(BIG, np.float32), requires_grad=True)
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            fwd_line = _line() + 1
+            y = (ts.sqrt(x) * 2).sum()
+            y.backward()
+            x.grad.numpy()
+    e = ei.value
+    assert e.forward_op == "sqrt" and e.op == "divide" and e.kernel
+    assert f":{fwd_line} " in str(e) and "fused kernel" in str(e)
+
+
+def test_clean_backward_passes():
+    x = ts.asarray([1.0, 4.0], requires_grad=True)
+    with check_numerics():
+        ts.sqrt(x).sum().backward()
+    assert np.allclose(x.grad.numpy(), [0.5, 0.25])
+
+
+# -- in-place writes -----------------------------------------------------------------------
+def test_setitem_writing_nan():
+    x = ts.asarray([1.0, 2.0, 3.0])
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            line = _line() + 1
+            x[1] = float("nan")
+    assert ei.value.op == "setitem (in place)" and ei.value.site[1] == line
+    assert ei.value.index == (1,)
+
+
+def test_optimizer_style_update():
+    w = ts.asarray([1.0, 3e38])
+    g = ts.asarray([0.0, -1e37])
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics(), ts.no_grad():
+            line = _line() + 1
+            w -= 10.0 * g
+    assert ei.value.site[1] == line and ei.value.counts["posinf"] == 1
+
+
+# -- bf16 ---------------------------------------------------------------------------------
+def test_bf16_eager_and_fused():
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            ts.sqrt(ts.asarray([1.0, -2.0], dtype="bf16"))
+    assert ei.value.dtype == ts.bf16 and ei.value.counts["nan"] == 1
+    x = ts.asarray(np.full(BIG, 50.0, np.float32)).astype("bf16")
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            line = _line() + 1
+            y = ts.exp(x * 2) - 1
+            y.numpy()
+    assert ei.value.op == "exp" and ei.value.site[1] == line and ei.value.dtype == ts.bf16
+
+
+# -- overflow before a cast ------------------------------------------------------------------
+def test_overflow_option_reports_values_beyond_fp16():
+    x = ts.asarray([1.0, 20.0])
+    with check_numerics():
+        ts.exp(x)  # finite in fp32: fine without the option
+    with pytest.raises(NumericsError, match="fp16") as ei:
+        with check_numerics(overflow=("fp16", "bf16")):
+            ts.exp(x)
+    assert ei.value.counts["over"] == 1 and ei.value.index == (1,)
+    with pytest.raises(NumericsError, match="fp16"):
+        check_numerics(ts.asarray([1e5]), overflow=("fp16",))
+
+
+def test_input_already_bad_is_noted():
+    x = ts.asarray([np.nan, 1.0])
+    with pytest.raises(NumericsError, match="already held NaN"):
+        with check_numerics():
+            x + 1
+
+
+def test_mode_restored_after_an_error():
+    with pytest.raises(NumericsError):
+        with check_numerics():
+            ts.log(ts.asarray([-1.0]))
+    assert numerics._sub is None and STATE.event_sinks == []
+    ts.log(ts.asarray([-1.0]))  # off again
