@@ -32,9 +32,17 @@ UniqueCountsResult = namedtuple("UniqueCountsResult", ["values", "counts"])
 UniqueInverseResult = namedtuple("UniqueInverseResult", ["values", "inverse_indices"])
 
 
+def _keys(b, buf, dt):
+    """Sort keys: the computed values, except that ml_dtypes floats (bf16, fp8 on
+    the CPU; NumPy kind 'V') are widened to fp32, because NumPy's sort of those
+    does not order NaN (it leaves them in place and splits runs of equal values)."""
+    k = b.compute(buf, dt)
+    return k.astype(np.float32) if k.dtype.kind == "V" else k
+
+
 def _argsort_buf(b, buf, dt, ax, descending):
     xp = b.xp
-    k = b.compute(buf, dt)
+    k = _keys(b, buf, dt)
     if not descending:
         return xp.argsort(k, axis=ax, kind="stable").astype(np.int64, copy=False)
     if dt.kind in "fc":
@@ -181,8 +189,8 @@ def searchsorted(x1, x2, *, side="left", sorter=None):
     d1, d2 = x1.dtype, x2.dtype
 
     def fwd(b1, b2, *bs):
-        a1 = b.compute(b1 if d1 is dt else b.cast(b1, d1, dt), dt)
-        a2 = b.compute(b2 if d2 is dt else b.cast(b2, d2, dt), dt)
+        a1 = _keys(b, b1 if d1 is dt else b.cast(b1, d1, dt), dt)
+        a2 = _keys(b, b2 if d2 is dt else b.cast(b2, d2, dt), dt)
         r = b.xp.searchsorted(a1, a2, side=side, sorter=bs[0] if bs else None)
         return b.xp.asarray(r).astype(np.int64, copy=False)
     return apply_op("searchsorted", (x1, x2, sorter), fwd, _dt.int64, x1.device,
@@ -198,7 +206,7 @@ def _unique_plan(x):
     xp = b.xp
 
     def fwd(buf):
-        k = b.compute(buf, dt).reshape(-1)
+        k = _keys(b, buf, dt).reshape(-1)
         perm = xp.argsort(k, kind="stable")
         s = k[perm]
         plan = xp.zeros((2, k.shape[0]), dtype=np.int64)

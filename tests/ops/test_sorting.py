@@ -13,7 +13,7 @@ from tessera.errors import DeviceError, DTypeError, IndexingError, ShapeError
 from core_strategies import LAYOUTS, make, values
 from helpers import assert_close, check_grad
 
-DTYPES = ("fp32", "fp64", "fp16", "int32", "int8", "uint8", "bool")
+DTYPES = ("fp32", "fp64", "fp16", "bf16", "int32", "int8", "uint8", "bool")
 
 
 @st.composite
@@ -81,7 +81,7 @@ def test_take_along_axis_matches_numpy(x, data):
     assert_close(got, np.take_along_axis(r, ind, axis), rtol=0, atol=0)
 
 
-@given(operands(dtypes=("fp32", "int32", "bool", "fp16"), nan=False))
+@given(operands(dtypes=("fp32", "int32", "bool", "fp16", "bf16"), nan=False))
 def test_nonzero_matches_numpy(x):
     t, r = x
     got = ts.nonzero(t)
@@ -95,7 +95,7 @@ def test_nonzero_matches_numpy(x):
 @given(st.data())
 def test_searchsorted_matches_numpy(data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    d1 = data.draw(st.sampled_from(["fp32", "fp64", "int32"]))
+    d1 = data.draw(st.sampled_from(["fp32", "fp64", "int32", "bf16"]))
     d2 = data.draw(st.sampled_from(["fp32", "fp64", "int32"]))
     a = np.sort(np.round(rng.uniform(-5, 5, data.draw(st.integers(0, 8)))))
     v = np.round(rng.uniform(-6, 6, data.draw(st.lists(st.integers(0, 3), max_size=2))) * 2) / 2
