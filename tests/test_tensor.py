@@ -178,6 +178,8 @@ def test_scalar_index_gives_0d_tensor():
     x = ts.asarray([[1, 2], [3, 4]], dtype="int32")
     e = x[1, 0]
     assert isinstance(e, ts.Tensor) and e.shape == () and e.dtype is ts.int32 and int(e) == 3
+    e[...] = 9  # a full integer key gives a 0-d view, as in PyTorch
+    assert x.tolist() == [[1, 2], [9, 4]]
 
 
 def test_basic_getitem_is_view_sharing_memory():

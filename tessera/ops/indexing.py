@@ -114,6 +114,10 @@ def _check_bounds(op, idx, size, dim, shape):
 def getitem(x, key):
     x = to_tensor("getitem", x)
     k, idx = _norm_key("getitem", x, key)
+    if not idx and Ellipsis not in k:
+        # NumPy gives a scalar copy for a full integer key; with a trailing
+        # ellipsis it gives a 0-d view, which is what view_of=x promises
+        k = k + (Ellipsis,)
     xp = x.device.backend.xp
 
     def fwd(b, *ib):
