@@ -185,6 +185,26 @@ def test_concat_gradient_keeps_each_input_dtype():
     assert_close(b.grad, np.array([[4.0, 5.0]]))
 
 
+def test_split_and_unstack_record_one_node_and_differentiate_twice():
+    from tessera.autograd.engine import grad
+    x = ts.asarray(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    pieces = ts.split(x, [1, 3], axis=1)
+    assert len({id(p.grad_fn) for p in pieces}) == 1
+    rows = ts.unstack(x)
+    assert len({id(r.grad_fn) for r in rows}) == 1
+    y = (pieces[1] ** 2).sum() + (rows[2] ** 3).sum()
+    (g,) = (grad(y, x, create_graph=True),)
+    xn = x.numpy()
+    want = np.zeros((3, 4))
+    want[:, 1:3] += 2 * xn[:, 1:3]
+    want[2] += 3 * xn[2] ** 2
+    assert_close(g, want)
+    want2 = np.zeros((3, 4))
+    want2[:, 1:3] += 2
+    want2[2] += 6 * xn[2]
+    assert_close(grad(g.sum(), x), want2)
+
+
 # ---- errors --------------------------------------------------------------------
 def _raises(exc, op, fn, *words):
     with pytest.raises(exc) as e:
