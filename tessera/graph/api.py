@@ -149,14 +149,17 @@ class Graph:
     def dump_ir(self, level=None, file=None, print_=True):
         """Graph IR, Schedule IR and Tile IR as generic-form MLIR (one level with
         level="graph"|"schedule"|"tile"). Printed and returned."""
-        from . import ir_graph, ir_schedule, ir_tile
-        makers = {"graph": ir_graph.dump, "schedule": ir_schedule.dump, "tile": ir_tile.dump}
-        if level is not None and level not in makers:
-            raise ValueError(f"[graph.dump_ir] level must be one of {sorted(makers)} or None, "
+        import importlib
+        names = ("graph", "schedule", "tile")
+        if level is not None and level not in names:
+            raise ValueError(f"[graph.dump_ir] level must be one of {names} or None, "
                              f"got {level!r}")
-        levels = [level] if level else ["graph", "schedule", "tile"]
-        text = "".join(f"// ----- {lv.capitalize()} IR -----\n" + makers[lv](self)
-                       if level is None else makers[lv](self) for lv in levels)
+
+        def make(lv):
+            return importlib.import_module(f".ir_{lv}", __package__).dump(self)
+        levels = [level] if level else list(names)
+        text = "".join(f"// ----- {lv.capitalize()} IR -----\n" + make(lv)
+                       if level is None else make(lv) for lv in levels)
         if print_:
             print(text, end="", file=file)
         return text

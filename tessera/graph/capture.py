@@ -56,6 +56,8 @@ class Step:
         self.kind, self.ins, self.outs, self.ids, self.info = kind, tuple(ins), tuple(outs), ids, info
 
 
+_LAZY_NAMES = {"reduce_sum": "sum", "reduce_prod": "prod", "reduce_max": "max",
+               "reduce_min": "min"}
 _PLAIN = (bool, int, float, complex, str, type(None))
 
 
@@ -138,7 +140,9 @@ class Recorder:
         attrs = {"axes": tuple(lop.axes)} if lop.axes is not None else {}
         if lop.op == "cast":
             attrs["to"] = lop.dtype.name
-        oid = self._add_op(lop.op, operands, sid, lop.site, attrs, "lazy")
+        # no event carried this op: the site is the user line that first needed it
+        name = _LAZY_NAMES.get(lop.op, lop.op)
+        oid = self._add_op(name, operands, sid, lop.site or user_site(3), attrs, "lazy")
         self.lazy2op[id(lop)] = oid
         return sid
 
