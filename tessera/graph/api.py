@@ -102,6 +102,10 @@ class Graph:
         return [t for _, t in leaves]
 
     def __call__(self, *args, **kwargs):
+        if STATE.capture is not None:
+            raise CaptureError(f"[graph] {self.name}: replaying a graph inside a capture is "
+                               "not recorded; call the function itself (a @trace function "
+                               "does so automatically)")
         tensors = self._check(args, kwargs)
         if self._has_inplace:
             from ..fusion.lazy import _PENDING, flush_pending
@@ -238,6 +242,7 @@ def capture(fn, *args, **kwargs):
         raise CaptureError("[graph.capture] already capturing: captures do not nest")
     in_tree, leaves = flatten_args(args, kwargs)
     flush_pending("graph capture")  # values computed before the capture are externals
+    args, kwargs, leaves = _distinct_inputs(args, kwargs, leaves)
     rec = Recorder()
     in_slots, in_specs = [], []
     for path, t in leaves:
@@ -266,6 +271,35 @@ def capture(fn, *args, **kwargs):
     return Graph(fn, rec, in_tree, in_specs, in_slots, out_tree, bindings, result)
 
 
+def _distinct_inputs(args, kwargs, leaves):
+    """Buffers identify values, so an input passed twice (f(x, x)) is given to `fn`
+    as a second tensor object over the same memory, making the two arguments two
+    slots that replay can fill with different tensors."""
+    seen, changed = set(), False
+    for i, (path, t) in enumerate(leaves):
+        buf = t.data
+        if id(buf) in seen:
+            if t.requires_grad:
+                raise CaptureError(f"[graph.capture] argument {path} is the same tensor as an "
+                                   "earlier argument and requires grad; pass distinct tensors")
+            leaves[i] = (path, _new(buf.view(), t.shape, t.dtype, t.device))
+            changed = True
+        seen.add(id(leaves[i][1].data))
+    if not changed:
+        return args, kwargs, leaves
+    it = iter([t for _, t in leaves])
+
+    def rep(o):  # the same traversal order as _flatten
+        if type(o) is Tensor:
+            return next(it)
+        if isinstance(o, (tuple, list)):
+            return type(o)([rep(e) for e in o])
+        if isinstance(o, dict):
+            return {k: rep(e) for k, e in o.items()}
+        return o
+    return rep(tuple(args)), {k: rep(v) for k, v in kwargs.items()}, leaves
+
+
 def _signature(args, kwargs):
     tree, leaves = flatten_args(args, kwargs)
     return tree, tuple((t.shape, t.dtype, t.device) for _, t in leaves)
@@ -281,6 +315,8 @@ def trace(fn=None, *, max_graphs=16):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if STATE.capture is not None:  # inside another capture: be recorded inline
+            return fn(*args, **kwargs)
         key = _signature(args, kwargs)
         g = graphs.get(key)
         if g is None:

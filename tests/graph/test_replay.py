@@ -182,3 +182,31 @@ def test_captures_do_not_nest():
     # the failed capture left no listener behind
     from tessera._config import STATE
     assert STATE.capture is None and not STATE.event_sinks
+
+
+def test_same_tensor_passed_twice_becomes_two_inputs():
+    x = rand(5)
+    g = capture(lambda a, b: a * 2.0 + b, x, x)
+    a, b = rand(5), rand(5)
+    same(g(a, b), a * 2.0 + b)
+
+
+def test_trace_inside_capture_is_inlined_and_replay_inside_capture_refused():
+    inner = trace(lambda x: x * 3.0)
+    inner(rand(3))  # captured
+    g = capture(lambda x: inner(x) + 1.0, rand(3))
+    x = rand(3)
+    same(g(x), x * 3.0 + 1.0)
+    g2 = capture(lambda x: x * 3.0, rand(3))
+    with pytest.raises(CaptureError, match="inside a capture"):
+        capture(lambda x: g2(x), rand(3))
+
+
+def test_kwargs_and_nested_inputs():
+    def f(xs, *, scale):
+        return {"a": xs[0] * scale, "b": [xs[1].sum()]}
+    g = capture(f, (rand(2, 3), rand(4)), scale=rand(2, 3))
+    xs, s = (rand(2, 3), rand(4)), rand(2, 3)
+    same(g(xs, scale=s), f(xs, scale=s))
+    with pytest.raises(ts.ShapeError, match=r"kwargs\['scale'\]"):
+        g(xs, scale=rand(3, 3))
