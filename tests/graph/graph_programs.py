@@ -1,5 +1,11 @@
-"""Small programs captured by the graph tests (shared by the replay and IR tests)."""
+"""Small programs captured by the graph tests (shared by the replay and IR tests), and
+`parse_mlir(text)`, which checks a dump with mlir-opt (skipping, with the reason,
+where mlir-opt is not installed)."""
+import shutil
+import subprocess
+
 import numpy as np
+import pytest
 
 import tessera as ts
 
@@ -54,3 +60,15 @@ def train_step(params, x, y, lr=0.1):
         for p in params:
             p -= lr * p.grad
     return loss
+
+
+MLIR_OPT = shutil.which("mlir-opt-15") or shutil.which("mlir-opt")
+
+
+def parse_mlir(text):
+    if MLIR_OPT is None:
+        pytest.skip("mlir-opt(-15) not installed: cannot check that the dumps parse")
+    p = subprocess.run([MLIR_OPT, "--allow-unregistered-dialect", "-"], input=text,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, f"mlir-opt rejected the dump:\n{p.stderr}\n--- dump ---\n{text}"
+    return p.stdout
