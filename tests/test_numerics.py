@@ -272,3 +272,20 @@ def test_mode_restored_after_an_error():
             ts.log(ts.asarray([-1.0]))
     assert numerics._sub is None and STATE.event_sinks == []
     ts.log(ts.asarray([-1.0]))  # off again
+
+
+def test_device_flag_ring_reports_the_first_bad_entry():
+    # The CUDA path's bookkeeping, driven with NumPy as the array module: the word
+    # keeps the first bad entry's number, and only that entry's report runs.
+    flags = numerics._DeviceFlags(np)
+    calls = []
+    flags.add(np.ones(3, np.float32), None, lambda: calls.append("a"))
+    flags.add(np.array([1.0, np.nan]), None, lambda: calls.append("b"))
+    flags.add(np.array([np.inf]), None, lambda: calls.append("c"))
+    flags.add(np.array([7e4], np.float32), 65504.0, lambda: calls.append("d"))
+    flags.poll()
+    assert calls == ["b"] and flags.ring == [] and int(flags.word) == 0
+    flags.add(np.array([7e4], np.float32), 65504.0, lambda: calls.append("e"))
+    flags.poll()
+    flags.poll()  # nothing queued: no report
+    assert calls == ["b", "e"]

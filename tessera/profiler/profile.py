@@ -60,22 +60,19 @@ class _CudaClock:
         return [(int(el(self.base, a) * 1e6), int(el(a, b) * 1e6)) for a, b in pairs]
 
 
+_HAS_GPU = []
+
+
 def _want_device_timing(flag):
     if flag is not None:
         return bool(flag)
-    try:
-        from ..device import cuda_is_available
-        return cuda_is_available()
-    except Exception:
-        return False
-
-
-def _tensor_bytes(ts):
-    n = 0
-    for t in ts:
-        if type(t) is Tensor:
-            n += t.nbytes
-    return n
+    if not _HAS_GPU:  # probed once: without CuPy each probe searches sys.path again
+        try:
+            from ..device import cuda_is_available
+            _HAS_GPU.append(cuda_is_available())
+        except Exception:
+            _HAS_GPU.append(False)
+    return _HAS_GPU[0]
 
 
 def _lop_bytes(ev):
@@ -109,7 +106,7 @@ class Recorder:
     def __init__(self, device_timing=None, record_shapes=True):
         self.device_timing = device_timing
         self.record_shapes = record_shapes
-        self.raw = []          # (name, cat, t0, t1, tid, nbytes, args, (ev0, ev1) | None)
+        self.raw = []          # (name, cat, t0, t1, nbytes, args, (ev0, ev1) | None)
         self._stacks = {}
         self._sub = None
         self._clock = None
@@ -130,7 +127,9 @@ class Recorder:
         origin = self.origin
         spans = []
         pairs, owners = [], []
-        for name, cat, t0, t1, tid, nb, args, evs in self.raw:
+        for name, cat, t0, t1, nb, args, evs in self.raw:
+            if type(args) is tuple:  # (shape, dtype), kept raw on the hot path
+                args = {"shape": list(args[0]), "dtype": args[1].name}
             spans.append(Span(name, cat, t0 - origin, t1 - t0, HOST, nb, args))
             if evs is not None:
                 pairs.append(evs)
@@ -142,7 +141,7 @@ class Recorder:
                                   host.args))
         return Timeline(spans, {"device_timing": self._clock is not None})
 
-    # -- the sink ------------------------------------------------------------------
+    # -- the sink: op_start/op come once per op, so they take the short path --------
     def _stack(self):
         st = self._stacks.get(_ident())
         if st is None:
@@ -150,7 +149,7 @@ class Recorder:
         return st
 
     def _pop(self, begin):
-        st = self._stack()
+        st = self._stacks.get(_ident())
         while st:
             e = st.pop()
             if e[0] == begin:
@@ -159,43 +158,52 @@ class Recorder:
 
     def _on_event(self, kind, p):
         now = _now()
-        if kind in ("op_start", "fused_start", "backward_start", "copy_start"):
-            ev = self._clock.mark() if self._clock is not None else None
+        if kind == "op_start":
+            self._stack().append(["op_start", now, self._clock.mark() if self._clock else None])
+        elif kind == "op":
+            st = self._stacks.get(_ident())
+            b = st.pop() if st and st[-1][0] == "op_start" else self._pop("op_start")
+            if b is None:
+                return
+            out = p[2]
+            nb = meta = None
+            lazy = out._buf is None
+            if self.record_shapes:
+                meta = (out.shape, out.dtype)
+                if not lazy:
+                    nb = out.size * out.dtype.itemsize
+                    for t in p[1]:
+                        if type(t) is Tensor:
+                            nb += t.size * t.dtype.itemsize
+            evs = None
+            if self._clock is not None and not lazy and out.device.type != "cpu":
+                evs = (b[2], self._clock.mark())
+            self.raw.append((p[0], "lazy" if lazy else "op", b[1], now, nb, meta, evs))
+        elif kind in ("fused_start", "backward_start", "copy_start"):
             extra = _lop_bytes(p) if kind == "fused_start" and self.record_shapes else None
-            self._stack().append([kind, now, ev, extra, None])
-            return
-        if kind == "compile":
+            self._stack().append([kind, now, self._clock.mark() if self._clock else None,
+                                  extra, None])
+        elif kind == "compile":
             st = self._stack()
             if st and st[-1][0] == "fused_start":
                 st[-1][4] = p.get("name")  # name the running fused group after its kernel
             t0 = now - int(float(p.get("seconds") or 0.0) * 1e9)
             args = {k: v for k, v in p.items() if k not in ("kind", "name", "seconds")}
-            self.raw.append((p.get("name", "?"), p.get("kind", "compile"), t0, now, HOST,
-                             None, args, None))
-            return
-        if kind == "inplace":
-            name, t = p[0], p[1]
-            self.raw.append((name, "inplace", now, now, HOST, None,
-                             {"shape": list(t.shape), "dtype": t.dtype.name}, None))
-            return
-        begin = _BEGIN.get(kind)
-        if begin is None:
-            return  # tape, backward bookkeeping we do not time
-        b = self._pop(begin)
+            self.raw.append((p.get("name", "?"), p.get("kind", "compile"), t0, now, None,
+                             args, None))
+        elif kind == "inplace":
+            t = p[1]
+            self.raw.append((p[0], "inplace", now, now, None, (t.shape, t.dtype), None))
+        elif kind in ("fused", "backward", "copy"):
+            self._end(kind, p, now)
+
+    def _end(self, kind, p, now):
+        b = self._pop(_BEGIN[kind])
         if b is None:
             return
         evs = (b[2], self._clock.mark()) if self._clock is not None else None
-        nb, args = None, None
-        if kind == "op":
-            name, inputs, out = p[0], p[1], p[2]
-            cat = "lazy" if out._buf is None else "op"
-            if self.record_shapes:
-                args = {"shape": list(out.shape), "dtype": out.dtype.name}
-                if cat == "op":
-                    nb = _tensor_bytes(i for i in inputs if i is not None) + out.nbytes
-            if cat == "lazy" or out.device.type == "cpu":
-                evs = None  # no device work to time
-        elif kind == "fused":
+        nb = args = None
+        if kind == "fused":
             cat = "fused"
             name = p.get("kernel") or b[4] or "fused[" + "+".join(p["ops"]) + "]"
             nb = b[3]
@@ -206,7 +214,7 @@ class Recorder:
             src, dst = p
             name, cat = f"copy {src.device}->{dst.device}", "copy"
             nb = src.nbytes  # bytes moved across the link (not read + written)
-        self.raw.append((name, cat, b[1], now, HOST, nb, args, evs))
+        self.raw.append((name, cat, b[1], now, nb, args, evs))
 
 
 @contextlib.contextmanager
