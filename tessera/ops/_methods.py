@@ -1,6 +1,7 @@
 """Attach operators and methods to `Tensor` (kept out of tensor.py so the class
 stays about data). Dunders bind the op functions directly: `a + b` costs one
 Python call into `elementwise.apply`."""
+from .._config import STATE
 from ..tensor import Tensor
 from . import elementwise as ew, linalg, movement, reduce as red
 
@@ -15,7 +16,13 @@ def _r(fn):
 def _inplace(fn):
     def inplace(a, b):
         from .inplace import assign_inplace
-        return assign_inplace(a, fn(a, b), fn.__name__)
+        src = a
+        if STATE.grad_enabled and (a.requires_grad or getattr(b, "requires_grad", False)):
+            # The out-of-place op may save `a` for its backward (y *= x saves y), and
+            # the write below would overwrite that saved value: compute from a copy,
+            # as PyTorch saves `original_self` for in-place ops.
+            src = movement.copy(a)
+        return assign_inplace(a, fn(src, b), fn.__name__)
     return inplace
 
 
