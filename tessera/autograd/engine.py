@@ -139,13 +139,22 @@ def record(name, inputs, outputs, vjp, saved=(), info=None):
     return node
 
 
+def _storage(t):
+    """The array behind `t`, or its pending LazyOp; the same for a tensor and a
+    detached copy even when only one of them has been realized since."""
+    if t._buf is not None:
+        return t._buf
+    lop = t._lazy
+    return lop.buf if lop.buf is not None else lop
+
+
 def _origin(s, inputs, outs):
     """Which input ("in", i) or output ("out", k) the saved tensor `s` is a detached
     copy of (same storage and version counter), or None."""
     for kind, ts in (("in", inputs), ("out", outs)):
         for i, t in enumerate(ts):
-            if (t is not None and t._version is s._version and t._buf is s._buf
-                    and t._lazy is s._lazy and t.shape == s.shape):
+            if (t is not None and t._version is s._version and t.shape == s.shape
+                    and _storage(t) is _storage(s)):
                 return kind, i
     return None
 

@@ -203,8 +203,12 @@ def _realize_same_shape(roots, reason):
                 src = r.srcs[0]
                 if type(src) is LazyOp and src.buf is None:
                     visit(src)
-    # a boundary realized during the walk may have computed some of these
+    # a boundary realized during the walk may have computed some of these (a held
+    # interior node of a reduction group): they are neither computed nor outputs here
     order = [n for n in order if n.buf is None]
+    outputs = [n for n in outputs if n.buf is None]
+    if not outputs:
+        return
     device = roots[0].device
     backend = device.backend
     sinks = STATE.event_sinks

@@ -279,6 +279,16 @@ def test_grad_of_grad(name):
     check_grad_grad(fn, *[rng.uniform(-2, 2, s) for s in shapes])
 
 
+def test_grad_of_grad_on_fused_tensors():
+    """Big enough (>= the CPU fusion threshold) that the elementwise parts are lazy:
+    saved tensors realized after they were saved must still be found by create_graph,
+    and the fusion walk must cope with the second-order graph."""
+    rng = np.random.default_rng(8)
+    t = ts.asarray(rng.integers(0, 180, 192))
+    check_grad_grad(lambda x: ts.cross_entropy(ts.softmax(x) * 3 + x * 2, t),
+                    rng.uniform(-2, 2, (192, 180)))
+
+
 def test_half_precision_gradients_are_close():
     rng = np.random.default_rng(5)
     a = rng.normal(size=(4, 8))
