@@ -25,6 +25,9 @@ from . import autograd, optim
 nn = __import__("importlib").import_module(__name__ + ".nn")
 from .fusion.lazy import realize
 from . import fusion, op, schedule
+from . import precision
+from .precision import amp
+from .precision.autocast import autocast
 
 __version__ = "0.1.0"
 

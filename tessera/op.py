@@ -22,6 +22,25 @@ def cast(x, dtype, rounding="nearest", saturate=None, generator=None):
     return _pcast(x, dtype, rounding=rounding, saturate=saturate, generator=generator)
 
 
+def quantize(x, scheme="int8_per_channel", axis=None, group_size=None, symmetric=True, observer=None):
+    """The seed's `op.quantize(x, scheme=...)`: see tessera.precision.quant.quantize."""
+    from .precision.quant import quantize as _q
+    return _q(x, scheme, axis, group_size, symmetric, observer)
+
+
+def dequantize(q, dtype=None):
+    """`op.dequantize(q)`: see tessera.precision.quant.dequantize."""
+    from .precision.quant import dequantize as _dq
+    return _dq(q, dtype)
+
+
+def fake_quantize(x, scheme="int8_per_channel", axis=None, group_size=None, symmetric=True,
+                  scale=None, observer=None):
+    """`op.fake_quantize(x, scheme=...)`: see tessera.precision.fake_quant.fake_quantize."""
+    from .precision.fake_quant import fake_quantize as _fq
+    return _fq(x, scheme, axis, group_size, symmetric, scale, observer)
+
+
 def check_numerics(t=None, message="", **kw):
     """Raise NumericsError if `t` holds a NaN or Inf, naming its producer; else
     return `t`. Without a tensor: the global checking mode (see tessera.numerics)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import string
 
 from .. import dtypes as _dt
+from .._config import STATE
 from ..errors import ShapeError
 from ._dispatch import apply_op, norm_axis, prod, same_device, to_tensor
 from .movement import broadcast_to, permute_dims, reshape
@@ -207,6 +208,8 @@ def einsum(subscripts, *operands):
         raise ShapeError("[einsum] needs at least one operand")
     dev = same_device("einsum", *operands)
     ops = [to_tensor("einsum", o, device=dev) for o in operands]
+    if STATE.autocast is not None:  # tessera.precision.autocast policy
+        ops = list(STATE.autocast.cast_inputs("einsum", tuple(ops)))
     labels, out = _parse(subscripts, ops)
     sizes = _sizes(subscripts, ops, labels)
     dt = _dt.result_type(*(o.dtype for o in ops))

@@ -88,6 +88,8 @@ def _operand_dtype(x):
 def apply(op, args):
     """Dispatch one elementwise op: checks, dtypes and broadcasting at the call
     (so errors point at the user's line), then eager NumPy or the lazy buffer."""
+    if STATE.autocast is not None:  # tessera.precision.autocast policy (exp, log, ...)
+        args = STATE.autocast.cast_inputs(op.name, args)
     # -- operands and dtypes (cached by the operand dtypes/scalar types) ----
     tensors = [a for a in args if type(a) is Tensor]
     if len(tensors) != len(args):
@@ -99,7 +101,7 @@ def apply(op, args):
         if not tensors:
             args[0] = to_tensor(op.name, args[0])
             tensors = [args[0]]
-    key = tuple(a.dtype if type(a) is Tensor else type(a) for a in args)
+    key = tuple([a.dtype if type(a) is Tensor else type(a) for a in args])  # listcomp: 2x a genexpr
     dts = op.cache.get(key)
     if dts is None:
         dts = op.cache[key] = _rule_for(op, args)
@@ -114,7 +116,10 @@ def apply(op, args):
             if type(a) is Tensor and a is not t0:
                 shape = a.shape
     else:
-        dev = same_device(op.name, *tensors)
+        dev = tensors[0].device
+        for t in tensors:
+            if t.device is not dev:
+                same_device(op.name, *tensors)  # raises the DeviceError
         shape = tensors[0].shape
         for t in tensors[1:]:
             if t.shape != shape:
@@ -136,7 +141,7 @@ def apply(op, args):
         ops_in = []
         for a in args:
             if type(a) is Tensor:
-                x = backend.compute(a.data, a.dtype)
+                x = backend.compute(a._buf if a._buf is not None else a.data, a.dtype)
                 if a.dtype is not in_dt and in_dt is not None:
                     x = x.astype(backend.compute_dtype(in_dt))
                 ops_in.append(x)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .. import dtypes as _dt
 from .._config import STATE
 from ..errors import DTypeError, ShapeError, fmt_shapes_aligned
+from ..tensor import Tensor
 from ._dispatch import apply_op, broadcast_shapes, same_device, to_tensor
 
 
@@ -32,6 +33,11 @@ def matmul(x1, x2):
     (2, 4)
     """
     from .movement import reshape
+    if type(x1) is not Tensor or type(x2) is not Tensor:  # QuantizedTensor operands
+        from ..precision.qmatmul import maybe_qmatmul
+        r = maybe_qmatmul(x1, x2)
+        if r is not None:
+            return r
     a = to_tensor("matmul", x1)
     b = to_tensor("matmul", x2)
     dev = same_device("matmul", a, b)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes as _dt
+from .._config import STATE
 from ..errors import DTypeError, IndexingError, ShapeError
 from ._dispatch import apply_op, norm_axis, prod, same_device, to_tensor
 from .creation import arange
@@ -123,6 +124,8 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     """
     op = "cross_entropy"
     x = _float(op, input)
+    if STATE.autocast is not None:  # tessera.precision.autocast policy
+        (x,) = STATE.autocast.cast_inputs(op, (x,))
     cax = _class_axis(op, x, axis)
     t, w, probs = _targets(op, x, cax, target, weight, True)
     if reduction not in ("mean", "sum", "none"):

@@ -118,6 +118,8 @@ def mish(x):
 # -- softmax (backend primitive, hand-written adjoint) ----------------------------
 def _softmax(op, x, axis, log):
     x = _float(op, x)
+    if STATE.autocast is not None:  # tessera.precision.autocast policy
+        (x,) = STATE.autocast.cast_inputs(op, (x,))
     if x.ndim == 0:
         return reshape(_softmax(op, reshape(x, (1,)), 0, log), ())
     ax = norm_axis(op, axis, x.ndim, allow_none=False)
@@ -184,6 +186,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     ns, axes = _norm_shape("layer_norm", x, normalized_shape)
     w = _param("layer_norm", "weight", weight, ns, x.device)
     bb = _param("layer_norm", "bias", bias, ns, x.device)
+    if STATE.autocast is not None:  # tessera.precision.autocast policy
+        x, w, bb = STATE.autocast.cast_inputs("layer_norm", (x, w, bb))
     same_device("layer_norm", x, w, bb)
     dt = _dt.result_type(*(t.dtype for t in (x, w, bb) if t is not None))
     x, w, bb = (None if t is None else _cast(t, dt) for t in (x, w, bb))

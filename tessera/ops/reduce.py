@@ -91,6 +91,8 @@ def sum(x, axis=None, *, dtype=None, keepdims=False):
     6
     """
     x = to_tensor("sum", x)
+    if STATE.autocast is not None:  # tessera.precision.autocast policy
+        (x,) = STATE.autocast.cast_inputs("sum", (x,))
     out_dt = _sum_dtype("sum", x.dtype, dtype)
 
     def vjp(x, axes, keepdims):
@@ -101,6 +103,8 @@ def sum(x, axis=None, *, dtype=None, keepdims=False):
 
 def prod(x, axis=None, *, dtype=None, keepdims=False):
     x = to_tensor("prod", x)
+    if STATE.autocast is not None:  # tessera.precision.autocast policy
+        (x,) = STATE.autocast.cast_inputs("prod", (x,))
     out_dt = _sum_dtype("prod", x.dtype, dtype)
 
     def vjp(x, axes, keepdims):
@@ -214,6 +218,8 @@ def any(x, axis=None, *, keepdims=False):
 def logsumexp(x, axis=None, *, keepdims=False):
     """log(sum(exp(x))) computed stably (the maximum is subtracted first)."""
     x = to_tensor("logsumexp", x)
+    if STATE.autocast is not None:  # tessera.precision.autocast policy
+        (x,) = STATE.autocast.cast_inputs("logsumexp", (x,))
     if x.dtype.kind not in "fc":
         x = x.astype(_dt.fp32)
 
