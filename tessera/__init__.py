@@ -24,6 +24,8 @@ from . import autograd, optim
 # Not `from . import nn`: that finds `tessera.ops.nn`, which `from .ops import *` bound here.
 nn = __import__("importlib").import_module(__name__ + ".nn")
 from .fusion.lazy import realize
+from . import random
+from .random import Generator, manual_seed, rand, randn
 from . import fusion, op, schedule
 from . import precision
 from .precision import amp
