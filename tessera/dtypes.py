@@ -103,16 +103,17 @@ _BY_NP[np.dtype(np.uint32)] = None
 _BY_NP[np.dtype(np.uint64)] = None
 
 
-def get_dtype(spec) -> DType:
+def get_dtype(spec, op=None) -> DType:
     """Resolve a tessera dtype from a DType, a name or alias ("fp32", "float32",
     "bf16"), a NumPy dtype or scalar type, or a Python type (float -> fp32,
-    int -> int64, bool -> bool, complex -> complex64 as the Array API defaults)."""
+    int -> int64, bool -> bool, complex -> complex64 as the Array API defaults).
+    `op` names the calling op in the error message."""
     if type(spec) is DType:
         return spec
     if isinstance(spec, str):
         d = _BY_NAME.get(spec)
         if d is None:
-            raise DTypeError(f"unknown dtype {spec!r}; accepted: "
+            raise DTypeError(f"{_tag(op)}unknown dtype {spec!r}; accepted: "
                              + ", ".join(d.name for d in ALL_DTYPES))
         return d
     if spec is float:
@@ -129,13 +130,17 @@ def get_dtype(spec) -> DType:
     try:
         npd = np.dtype(spec)
     except TypeError:
-        raise DTypeError(f"cannot interpret {spec!r} as a dtype; accepted: "
+        raise DTypeError(f"{_tag(op)}cannot interpret {spec!r} as a dtype; accepted: "
                          + ", ".join(d.name for d in ALL_DTYPES)) from None
     d = _BY_NP.get(npd, False)
     if d is False or d is None:
-        raise DTypeError(f"dtype {npd} has no tessera equivalent; accepted: "
+        raise DTypeError(f"{_tag(op)}dtype {npd} has no tessera equivalent; accepted: "
                          + ", ".join(d.name for d in ALL_DTYPES))
     return d
+
+
+def _tag(op):
+    return f"[{op}] " if op else ""
 
 
 def from_numpy_dtype(npd) -> DType:

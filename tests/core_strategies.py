@@ -18,7 +18,9 @@ from helpers import to_np64
 FLOATS = ("fp32", "fp64", "fp16", "bf16")
 INTS = ("int8", "int16", "int32", "int64", "uint8")
 LAYOUTS = ("contiguous", "transposed", "strided", "flipped")
-FUSE_MIN = ts.backend.cpu.CPUBackend.FUSE_MIN_SIZE
+from tessera.backend.cpu import CPUBackend  # noqa: E402
+
+FUSE_MIN = CPUBackend.FUSE_MIN_SIZE
 
 
 def shapes(min_dims=0, max_dims=3, min_side=1, max_side=5):

@@ -11,7 +11,7 @@ import pytest
 import tessera as ts
 from tessera import device as tdev
 from tessera.tensor import _new
-from conftest import GPU
+GPU = __import__("tessera").cuda_is_available()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -63,7 +63,7 @@ def asarray(obj, dtype=None, device=None, copy=None, requires_grad=False):
     >>> ts.asarray([[1, 2], [3, 4]]).shape
     (2, 2)
     """
-    dt = _dt.get_dtype(dtype) if dtype is not None else None
+    dt = _dt.get_dtype(dtype, "asarray") if dtype is not None else None
     if type(obj) is Tensor:
         out = obj
         if device is not None and get_device(device) is not obj.device:
@@ -104,7 +104,7 @@ def asarray(obj, dtype=None, device=None, copy=None, requires_grad=False):
                 if copy and dt is None:
                     arr = arr.copy()
             elif hasattr(obj, "__dlpack__") and not isinstance(obj, (list, tuple)):
-                from ..interop_dlpack import from_dlpack
+                from ..interop.dlpack import from_dlpack
                 t = from_dlpack(obj)
                 return asarray(t, dtype=dtype, device=device, copy=copy, requires_grad=requires_grad)
             else:
@@ -138,7 +138,7 @@ tensor_ = asarray
 
 def _make(shape, dtype, device, fill, op):
     shape = check_shape_arg(op, shape)
-    dt = _dt.get_dtype(dtype) if dtype is not None else _dt.fp32
+    dt = _dt.get_dtype(dtype, op) if dtype is not None else _dt.fp32
     dev = get_device(device)
     b = dev.backend
     if fill is None:
@@ -208,7 +208,7 @@ def arange(start, stop=None, step=1, *, dtype=None, device=None):
         isf = any(isinstance(v, float) for v in (start, stop, step))
         dt = _dt.fp32 if isf else _dt.int64
     else:
-        dt = _dt.get_dtype(dtype)
+        dt = _dt.get_dtype(dtype, "arange")
     ref = np.arange(start, stop, step, dtype=np.float64 if dt.kind in "fc" else np.int64)
     return asarray(ref, dtype=dt, device=device)
 

@@ -379,7 +379,7 @@ def astype(x, dtype, copy=True):
     input's dtype. fp32 -> bf16/fp16/fp8 rounds to nearest even (bit-exact with
     ml_dtypes); float -> int truncates toward zero."""
     x = to_tensor("astype", x)
-    dt = _dt.get_dtype(dtype)
+    dt = _dt.get_dtype(dtype, "astype")
     if dt is x.dtype:
         return x.detach().requires_grad_(False) if False else (x if not copy else _copy(x))
     from .cast import cast_tensor

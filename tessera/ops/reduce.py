@@ -32,7 +32,7 @@ def _expand_grad(g, x_shape, axes, keepdims):
 
 def _sum_dtype(op, dt, dtype):
     if dtype is not None:
-        return _dt.get_dtype(dtype)
+        return _dt.get_dtype(dtype, op)
     if dt.kind in "bi":
         return _dt.int64
     if dt.kind == "u":
