@@ -378,6 +378,7 @@ class KernelModule:
         label = f"{self.file_name}:{','.join(self.name_expressions)}"
         t0 = time.perf_counter()
         hit = cache.get(key)
+        was_hit = hit is not None
         if native:
             try:
                 if hit is None:
@@ -404,7 +405,7 @@ class KernelModule:
             if hit is None:
                 cache.put(key, b"", {"file": self.file_name, "arch": arch, "compiler": version,
                                      "names": self.name_expressions, "binary": "cupy-cache"})
-        _notify("cache_hit" if hit is not None else "compile", label, time.perf_counter() - t0, key)
+        _notify("cache_hit" if was_hit else "compile", label, time.perf_counter() - t0, key)
 
     def get_function(self, name_expression):
         if self._module is None:

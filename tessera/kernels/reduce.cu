@@ -27,8 +27,10 @@ __global__ void __launch_bounds__(ROW_THREADS) reduce_rows(const In* __restrict_
 constexpr int COLS_TX = 32;  // threads along inner (coalescing), independent of warp size
 constexpr int COLS_TY = 8;   // threads splitting the reduced axis
 
+// Min-blocks 1: without it ptxas capped Welford's kernel at 32 registers on sm_80
+// and spilled around the reciprocal's slow-path call.
 template <class Op, class In, class Out>
-__global__ void __launch_bounds__(COLS_TX * COLS_TY) reduce_cols(const In* __restrict__ x, Out* __restrict__ out,
+__global__ void __launch_bounds__(COLS_TX * COLS_TY, 1) reduce_cols(const In* __restrict__ x, Out* __restrict__ out,
                                                                  i64 outer, i64 R, i64 inner, double param) {
   typedef typename Op::acc A;
   __shared__ Op part[COLS_TY][COLS_TX + 1];  // +1: column reads below hit distinct banks

@@ -109,3 +109,58 @@ def test_import_does_not_need_cupy():
     import sys
     assert "tessera.kernels.loader" in sys.modules
     import tessera.kernels.launchers  # noqa: F401  (CuPy is only imported inside launchers)
+
+
+class _FakeModule:
+    def __init__(self, path=None, code=None, options=(), name_expressions=()):
+        self.path, self.code = path, code
+        if path is not None:
+            assert open(path, "rb").read(4) == b"\x7fELF"  # a real cubin from NVRTC
+
+    def get_function(self, name):
+        return ("fn", name, self.path)
+
+
+def _fake_cupy():
+    import types
+    cp = types.ModuleType("cupy")
+    cp.__version__ = "0-fake"
+    cp.RawModule = _FakeModule
+    runtime = types.SimpleNamespace(is_hip=False)
+    dev = types.SimpleNamespace(compute_capability="90", id=0)
+    cp.cuda = types.SimpleNamespace(runtime=runtime, Device=lambda: dev,
+                                    driver=types.SimpleNamespace(CUDADriverError=type("E", (Exception,), {})),
+                                    compiler=types.SimpleNamespace(CompileException=type("C", (Exception,), {})))
+    return cp
+
+
+def test_get_kernel_compiles_once_then_hits_the_disk_cache(tmp_path, monkeypatch):
+    """The runtime path without a GPU: real NVRTC, a stand-in CuPy that only loads files."""
+    try:
+        from cuda.bindings import nvrtc  # noqa: F401
+    except Exception:
+        pytest.skip("cuda.bindings.nvrtc not importable")
+    if not loader.cuda_include_dirs():
+        pytest.skip("no CUDA toolkit headers for NVRTC")
+    import sys
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    events = []
+    loader.add_compile_listener(events.append)
+    try:
+        loader.clear_memory_cache()
+        fn = loader.get_kernel("cast.cu", "cast<f32,f16,false>")
+        assert fn[1].startswith("_Z4cast") and fn[2].startswith(str(tmp_path))
+        assert loader.get_kernel("cast.cu", "cast<f32,f16,false>") is fn  # in-memory: no event
+        loader.clear_memory_cache()
+        loader.get_kernel("cast.cu", "cast<f32,f16,false>")
+        bins = list(tmp_path.glob("*.bin"))
+        assert len(bins) == 1
+        bins[0].write_bytes(b"\x7fELF-truncated")  # corrupt: must recompile, not load garbage
+        loader.clear_memory_cache()
+        loader.get_kernel("cast.cu", "cast<f32,f16,false>")
+    finally:
+        loader.remove_compile_listener(events.append)
+        loader.clear_memory_cache()
+    assert [e["kind"] for e in events] == ["compile", "cache_hit", "compile"]
+    assert len({e["source_hash"] for e in events}) == 1 and events[0]["name"] == "cast.cu:cast<f32,f16,false>"

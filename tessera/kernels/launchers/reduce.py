@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import _runtime as rt
 from .geometry import cols_geometry, rows_geometry, scan_geometry
-from .registry import REDUCE_OPS, acc_dtype, reduce_name, reduce_out_dtype, scan_out_dtype
+from .registry import CTYPE, REDUCE_OPS, acc_dtype, reduce_name, reduce_out_dtype, scan_out_dtype
 
 _NO_IDENTITY = ("max", "min", "argmax", "argmin")
 
@@ -60,11 +60,10 @@ def cumsum(x, *, dtype: str | None = None):
     out = rt.empty(x.shape, od)
     if x.size == 0:
         return out
-    rows, n = (1, x.shape[0]) if x.ndim == 1 else x.shape
     if x.ndim not in (1, 2):
         raise ValueError(f"[cumsum] expects a 1-D or 2-D array, got shape {x.shape}")
+    rows, n = (1, x.shape[0]) if x.ndim == 1 else x.shape
     segs, seg_len, grid, block = scan_geometry(rows, n, rt.device_facts()["sm_count"])
-    from .registry import CTYPE
     name = f"scan_rows<{CTYPE[dt]},{CTYPE[od]}>"
     if segs == 1:
         rt.launch("scan.cu", name, grid, block, (x, out, rt.i64(rows), rt.i64(n), rt.i64(seg_len),
