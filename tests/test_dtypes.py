@@ -138,6 +138,17 @@ def test_scalar_ops_values():
     assert (b + 1).dtype is ts.int64
 
 
+def test_numpy_float64_scalar_is_a_weak_python_float():
+    # np.float64 subclasses float (x * np.sqrt(2) is common): weak, like a Python float
+    x = ts.asarray([1.0, 2.0], dtype="fp16")
+    for out in (x * np.sqrt(2.0), np.float64(2.0) * x, x - np.float64(0.5)):
+        assert out.dtype is ts.fp16
+    np.testing.assert_array_equal((x * np.float64(2.0)).numpy(), np.array([2.0, 4.0], np.float16))
+    assert (ts.asarray([1, 2], dtype="int8") * np.float64(2.5)).dtype is ts.fp32
+    # NumPy scalars that do not subclass a Python scalar are 0-d arrays (strong), as NEP 50
+    assert (x * np.float32(2.0)).dtype is ts.fp32
+
+
 def test_int_true_division_gives_default_float():
     a = ts.asarray([1, 2, 3], dtype="int32")
     b = ts.asarray([2, 2, 2], dtype="int32")

@@ -97,6 +97,10 @@ def apply(op, args):
         for i, a in enumerate(args):
             if type(a) is not Tensor and not isinstance(a, _SCALARS):
                 args[i] = to_tensor(op.name, a, device=tensors[0].device if tensors else None)
+            elif type(a) not in _SCALARS and type(a) is not Tensor:
+                # np.float64 / np.complex128 / IntEnum subclass a Python scalar: treat
+                # them as that scalar (weak), as the dtype rules expect exact types
+                args[i] = _plain_scalar(a)
         tensors = [a for a in args if type(a) is Tensor]
         if not tensors:
             args[0] = to_tensor(op.name, args[0])
@@ -159,6 +163,13 @@ def apply(op, args):
         for s in sinks:
             s("op", (op.name, args, out))
     return out
+
+
+def _plain_scalar(a):
+    for t in (int, float, complex):
+        if isinstance(a, t):
+            return t(a)
+    return a
 
 
 def _check_int_scalars(name, args, dt):

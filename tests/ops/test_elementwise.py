@@ -374,13 +374,13 @@ def test_unary_lazy_matches_eager(name, shape, dtype, layout, seed):
 
 
 @pytest.mark.parametrize("name", LAZY_BINARY)
-@settings(max_examples=4)
-@given(shape=BIG_SHAPES, pair=st.sampled_from(FLOAT_PAIRS), layouts=st.tuples(
+@settings(max_examples=5)
+@given(shape=BIG_SHAPES, pair=st.sampled_from(FLOAT_PAIRS + INT_PAIRS), layouts=st.tuples(
     st.sampled_from(LAYOUTS), st.sampled_from(LAYOUTS)), bcast=st.booleans(),
     seed=st.integers(0, 2**32 - 1))
 def test_binary_lazy_matches_eager(name, shape, pair, layouts, bcast, seed):
-    ref_fn, xr, yr, _ = BINARY[name]
-    if name == "pow":
+    ref_fn, xr, yr, ints = BINARY[name]
+    if name == "pow" or (not ints and pair in INT_PAIRS):
         pair = (pair[0], pair[0]) if pair[0] in FLOATS else ("fp32", "fp32")
     rng = np.random.default_rng(seed)
     x, rx = make(values(rng, shape, pair[0], *xr), pair[0], layouts[0])
