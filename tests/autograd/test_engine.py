@@ -418,3 +418,18 @@ def test_to_device_same_device_keeps_graph():
     y = (x * 2.0).to("cpu")
     y.sum().backward()
     assert x.grad.tolist() == [2.0, 2.0]
+
+
+def test_backward_on_device(device):
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.5, 1.5, (4, 3))
+    w = rng.uniform(-1, 1, (3, 2))
+    x = ts.asarray(a, dtype="fp32", device=device, requires_grad=True)
+    W = ts.asarray(w, dtype="fp32", device=device, requires_grad=True)
+    loss = ts.sum(ts.tanh(ts.matmul(ts.log(x), W)) ** 2.0)
+    loss.backward()
+    assert x.grad.device == x.device and W.grad.device == W.device
+    h = np.tanh(np.log(a) @ w)
+    gz = 2 * h * (1 - h * h)
+    np.testing.assert_allclose(x.grad.to("cpu").numpy(), (gz @ w.T) / a, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(W.grad.to("cpu").numpy(), np.log(a).T @ gz, rtol=1e-4, atol=1e-6)

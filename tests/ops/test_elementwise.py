@@ -463,3 +463,34 @@ def test_lazy_values_are_consistent_after_inplace_write():
         assert y.is_lazy
         x[...] = 5.0
         np.testing.assert_allclose(y.numpy(), a * 2.0)
+
+
+# ---- every device (the `device` fixture: cpu, and cuda when a GPU is present) ----
+@pytest.mark.parametrize("name", ["exp", "sin", "sqrt", "tanh", "sigmoid", "floor", "isfinite"])
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("n", [7, FUSE_MIN + 3])
+def test_unary_on_device(device, name, dtype, n):
+    ref_fn, lo, hi, _ = UNARY[name]
+    rng = np.random.default_rng(0)
+    x, rx = make(values(rng, (n,), dtype, lo, hi), dtype, "flipped", device=device)
+    out = getattr(ts, name)(x)
+    assert out.device == x.device
+    _check_result(out.to("cpu"), ref_fn(rx.astype(np.float64)) if name != "isfinite"
+                  else ref_fn(rx), expected_unary_dtype(name, x.dtype))
+
+
+@pytest.mark.parametrize("name", ["add", "multiply", "divide", "maximum", "pow", "less"])
+@pytest.mark.parametrize("pair", [("fp32", "fp32"), ("bf16", "fp16"), ("fp16", "fp32"),
+                                  ("int8", "uint8")])
+def test_binary_on_device(device, name, pair):
+    ref_fn, xr, yr, ints = BINARY[name]
+    if pair[0] in INTS and not ints:
+        return
+    rng = np.random.default_rng(0)
+    x, rx = make(values(rng, (5, 8), pair[0], *xr), pair[0], "transposed", device=device)
+    y, ry = make(values(rng, (8,), pair[1], *yr), pair[1], device=device)
+    out = getattr(ts, name)(x, y)
+    out_dt = expected_binary_dtype(name, x.dtype, y.dtype)
+    if name in COMPARISONS:
+        rx, ry = [to_np64(ts.asarray(r, dtype=D.promote(x.dtype, y.dtype))) for r in (rx, ry)]
+    _check_result(out.to("cpu"), _binary_ref(name, ref_fn, rx, ry, out_dt), out_dt)
