@@ -84,9 +84,11 @@ def norm_axis(op, axis, ndim, allow_none=True):
         a = operator.index(axis)
     except TypeError:
         raise ShapeError(f"[{op}] axis must be an integer, got {axis!r}") from None
-    if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+    # a 0-d tensor accepts 0 and -1, as PyTorch does
+    if not (-ndim <= a < ndim if ndim else a in (0, -1)):
         raise ShapeError(f"[{op}] axis {axis} is out of range for a tensor of {ndim} "
-                         f"dimension(s); accepted: {-ndim}..{ndim - 1}")
+                         f"dimension(s); accepted: "
+                         + (f"{-ndim}..{ndim - 1}" if ndim else "0 or -1"))
     return a % ndim if ndim else 0
 
 
@@ -98,8 +100,10 @@ def norm_axes(op, axis, ndim):
         axes = tuple(norm_axis(op, a, ndim, False) for a in axis)
         if len(set(axes)) != len(axes):
             raise ShapeError(f"[{op}] repeated axis in {tuple(axis)}")
-        return tuple(sorted(axes))
-    return (norm_axis(op, axis, ndim, False),)
+        return tuple(sorted(axes)) if ndim else ()
+    a = norm_axis(op, axis, ndim, False)
+    # a 0-d tensor accepts axis 0 / -1 (as PyTorch) and has no axis to act on
+    return (a,) if ndim else ()
 
 
 def check_shape_arg(op, shape):

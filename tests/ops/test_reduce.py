@@ -211,3 +211,16 @@ def test_reduction_of_lazy_producer(name, shape, dtype, layout, seed, last):
     for out in (lz, eg):
         assert out.dtype is x.dtype and out.shape == np.shape(ref)
         np.testing.assert_allclose(to_np64(out), ref, rtol=rtol, atol=a * (1 + n ** 0.5))
+
+
+@pytest.mark.parametrize("name", ["sum", "prod", "mean", "max", "min", "var", "logsumexp", "all"])
+@pytest.mark.parametrize("axis", [0, -1, (0,), ()])
+def test_zero_d_accepts_axis_0_and_minus_1(name, axis):
+    x = ts.asarray(2.0, dtype="fp64")
+    out = getattr(ts, name)(x, axis=axis)
+    assert out.shape == ()
+    ref = {"var": 0.0, "all": True}.get(name, 2.0)
+    assert out.item() == ref
+    with pytest.raises(ts.ShapeError, match=rf"\[{name}\] axis 1 is out of range for a tensor "
+                                            r"of 0 dimension\(s\); accepted: 0 or -1"):
+        getattr(ts, name)(x, axis=1)
