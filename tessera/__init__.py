@@ -27,6 +27,8 @@ from .fusion.lazy import realize
 from . import random
 from .random import Generator, manual_seed, rand, randn
 from . import fusion, op, schedule
+from . import interop
+from .interop.dlpack import from_dlpack
 from . import precision
 from .precision import amp
 from .precision.autocast import autocast

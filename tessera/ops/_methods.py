@@ -121,3 +121,8 @@ def _swap(x, a, b):
 
 Tensor.transpose = lambda x, a=-2, b=-1: _swap(x, a, b)
 Tensor.swapaxes = Tensor.transpose
+
+# DLPack (Array API 2023.12): the protocol lives in tessera.interop.dlpack.
+from ..interop.dlpack import __dlpack__ as _dlpack, __dlpack_device__ as _dlpack_device  # noqa: E402
+Tensor.__dlpack__ = _dlpack
+Tensor.__dlpack_device__ = _dlpack_device
