@@ -9,7 +9,8 @@ sub-module registry, state dicts, train/eval), `Parameter`, and layers.
 from .layers import (GELU, CrossEntropyLoss, Dropout, Embedding, Identity, LayerNorm, Linear,
                      ModuleList, MSELoss, ReLU, Sequential, Sigmoid, Tanh, cross_entropy)
 from .module import IncompatibleKeys, Module, Parameter
+from .quantized import QuantizedLinear, quantize_
 
 __all__ = ["Module", "Parameter", "IncompatibleKeys", "Linear", "Embedding", "LayerNorm",
            "Dropout", "ReLU", "GELU", "Tanh", "Sigmoid", "Identity", "Sequential", "ModuleList",
-           "CrossEntropyLoss", "MSELoss", "cross_entropy"]
+           "CrossEntropyLoss", "MSELoss", "cross_entropy", "QuantizedLinear", "quantize_"]

@@ -118,6 +118,29 @@ def cast_name(src: str, dst: str, saturate: bool = False) -> str:
     return f"cast<{CTYPE[src]},{CTYPE[dst]},{'true' if sat else 'false'}>"
 
 
+# ---- quantized matmul (qgemm.cu) -------------------------------------------------------
+QGEMM_OUT = ("fp32", "fp16", "bf16", "int32")   # int32: the raw accumulator
+QGEMM_WO_DTYPES = ("fp32", "fp16", "bf16")
+QGEMM_ACTS = ("none", "relu", "gelu", "silu")
+
+
+def qgemm_name(kernel: str, out_dtype: str, activation=None) -> str:
+    """qgemm_mma / qgemm_dp4a name expression (int8 x int8 -> out_dtype)."""
+    return f"{kernel}<{CTYPE[out_dtype]},{ACTIVATIONS[activation]}>"
+
+
+def qgemm_wo_name(dtype: str, bits: int, activation=None) -> str:
+    return f"qgemm_wo<{CTYPE[dtype]},{bits},{ACTIVATIONS[activation]}>"
+
+
+def qgemm_instantiations(platform: str) -> list:
+    kernels = ("qgemm_mma", "qgemm_dp4a") if platform == "cuda" else ("qgemm_dp4a",)
+    out = [qgemm_name(k, o, a) for k in kernels for o in QGEMM_OUT for a in QGEMM_ACTS
+           if o != "int32" or a == "none"]
+    # weight-only: bias in the kernel, the activation in the fused elementwise epilogue
+    return out + [qgemm_wo_name(d, b) for d in QGEMM_WO_DTYPES for b in (8, 4)]
+
+
 def _build(platform: str) -> dict:
     inst: dict = {}
     inst["reduce.cu"] = [reduce_name(lay, op, dt) for op, (_, dts) in REDUCE_OPS.items()
@@ -142,6 +165,7 @@ def _build(platform: str) -> dict:
     inst["scan.cu"] += [f"scan_rows<{a},{a}>" for a in ("f32", "f64", "i64") if f"scan_rows<{a},{a}>" not in inst["scan.cu"]]
     inst["cast.cu"] = ([cast_name(s, d) for s in ALL_DTYPES for d in ALL_DTYPES]
                        + [cast_name(s, d, True) for s in SAT_CAST_SOURCES for d in ("fp8_e4m3", "fp8_e5m2")])
+    inst["qgemm.cu"] = qgemm_instantiations(platform)
     return {f: list(dict.fromkeys(v)) for f, v in inst.items()}
 
 
