@@ -14,10 +14,18 @@
 #if defined(__HIPCC__) && !defined(__HIP_PLATFORM_NVIDIA__) && !defined(__HIP_PLATFORM_NVCC__)
 #define TS_HIP 1
 #endif
+#if defined(__CUDACC__) && !defined(TS_HIP)
+#define TS_NVIDIA 1  // NVIDIA-only features (wmma tensor cores) may be used
+#endif
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define TS_DEVICE_COMPILER 1
 #define TS_HD __host__ __device__ __forceinline__
 #define TS_DEV __device__ __forceinline__
+#elif defined(TS_CPU_EMU)
+// tests/kernels/cpu_emu.h runs kernels on CPU threads; it supplies the device API.
+#define TS_DEVICE_COMPILER 1
+#define TS_HD inline
+#define TS_DEV inline
 #else
 #define TS_HD inline
 #endif
@@ -27,7 +35,7 @@
 #include <hip/hip_runtime.h>
 #endif
 #include <hip/hip_fp16.h>
-#elif defined(TS_DEVICE_COMPILER)
+#elif defined(TS_DEVICE_COMPILER) && !defined(TS_CPU_EMU)
 #include <cuda_fp16.h>
 #endif
 
@@ -157,7 +165,13 @@ TS_HD u8 float_to_fp8e5m2_bits(float f, bool sat) {
 
 #if defined(TS_DEVICE_COMPILER)
 // ---- warps: 32 lanes on NVIDIA, 64 on CDNA AMD (32 on RDNA in wave32) ----
-#if defined(TS_HIP)
+#if defined(TS_CPU_EMU)
+constexpr int WARP_SIZE = TS_CPU_EMU;  // the emulator's warp width (32 or 64)
+template <class T> TS_DEV T shfl_xor(T v, int lane_mask) { return emu_shfl(v, emu_lane() ^ lane_mask); }
+template <class T> TS_DEV T shfl_up(T v, int delta) { int l = emu_lane(); return emu_shfl(v, l >= delta ? l - delta : l); }
+template <class T> TS_DEV T shfl_idx(T v, int src) { return emu_shfl(v, src); }
+TS_DEV void syncwarp() { emu_syncwarp(); }
+#elif defined(TS_HIP)
 #if defined(__AMDGCN_WAVEFRONT_SIZE)
 constexpr int WARP_SIZE = __AMDGCN_WAVEFRONT_SIZE;
 #else

@@ -12,7 +12,7 @@
 // Logical shapes: A (M,K), B (K,N), C (M,N); A is stored (M,K) with row stride lda,
 // or (K,M) if TA; B is stored (K,N) with row stride ldb, or (N,K) if TB.
 #include "compat.cuh"
-#if !defined(TS_HIP)
+#if defined(TS_NVIDIA)
 #include <mma.h>
 #include <cuda_bf16.h>
 #endif
@@ -148,7 +148,7 @@ matmul_simt(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C,
   }
 }
 
-#if !defined(TS_HIP)
+#if defined(TS_NVIDIA)
 template <class T> struct WmmaType;
 template <> struct WmmaType<f16> { typedef __half type; };
 template <> struct WmmaType<bf16> { typedef __nv_bfloat16 type; };
@@ -250,4 +250,4 @@ matmul_wmma(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C,
     __syncthreads();
   }
 }
-#endif  // !TS_HIP
+#endif  // TS_NVIDIA
