@@ -23,10 +23,15 @@ What replay keeps (like `jax.jit` and CUDA graphs):
   gradients inside `fn`: accumulation into a `.grad` that existed before the
   capture adds to that captured tensor every time. Replay outputs are not on the
   autograd tape (`backward()` on them is not possible).
+- Optimizer state must be updated in place to carry across replays: state that is
+  rebound out of place (`m = m * b1 + g` stored back into a dict) and Python step
+  counters (Adam's bias correction) are frozen at their capture-time values;
+  `capture` warns (`CaptureWarning`) when a dict or list still holds a tensor made
+  inside the capture. Plain SGD (`p -= lr * p.grad`) replays exactly.
 - Shapes are static: other shapes/dtypes/devices raise a clear error (`trace`
   captures a new graph per signature instead).
 """
 from .api import Graph, capture, trace
-from .capture import CaptureError
+from .capture import CaptureError, CaptureWarning
 
-__all__ = ["Graph", "CaptureError", "capture", "trace"]
+__all__ = ["Graph", "CaptureError", "CaptureWarning", "capture", "trace"]

@@ -8,7 +8,7 @@ import functools
 from .._config import STATE
 from ..errors import DeviceError, DTypeError, ShapeError
 from ..tensor import Tensor, _new
-from .capture import CaptureError, Recorder
+from .capture import CaptureError, Recorder, warn_escaped
 from .replay import compile_step, live_steps
 
 
@@ -194,6 +194,17 @@ def _out_slots(tree):
             yield from _out_slots(e)
 
 
+def _out_objs(obj):
+    if type(obj) is Tensor:
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for e in obj:
+            yield from _out_objs(e)
+    elif isinstance(obj, dict):
+        for e in obj.values():
+            yield from _out_objs(e)
+
+
 def _build(tree, v):
     kind = tree[0]
     if kind == "slot":
@@ -263,6 +274,8 @@ def capture(fn, *args, **kwargs):
                 sid = rec.slot_of(g)
                 if rec.slots[sid].kind == "intermediate":
                     bindings.append((owner, idx, sid, g.shape, g.dtype, g.device))
+        kept = set(_out_slots(out_tree)) | {b[2] for b in bindings}
+        warn_escaped(rec, kept, {id(o) for o in _out_objs(result)})
     finally:
         sub.remove()
         STATE.capture = None

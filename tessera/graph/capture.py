@@ -18,6 +18,10 @@ later op or a fused group first reads them.
 """
 from __future__ import annotations
 
+import gc
+import warnings
+import weakref
+
 import numpy as np
 
 from .._config import STATE
@@ -28,6 +32,10 @@ from ..tensor import Tensor
 
 class CaptureError(TesseraError, RuntimeError):
     """What was recorded cannot be replayed faithfully."""
+
+
+class CaptureWarning(UserWarning):
+    """The capture recorded something that replay will not keep up to date."""
 
 
 class Slot:
@@ -93,6 +101,7 @@ class Recorder:
         self.keep: list = []         # every object whose id() is a key stays alive
         self.groups: list = []       # fused groups between fused_start and fused
         self.ext_tensors: dict = {}  # slot id -> the Tensor an external came from
+        self.made: list = []         # (weakref to a tensor an op made, its slot id)
 
     # -- slots -----------------------------------------------------------------
     def new_slot(self, kind, t_or_lop, key, buf=None, tensor=None, label=""):
@@ -178,12 +187,14 @@ class Recorder:
             self.keep.append(buf)
             sid = self.new_slot("intermediate", out, id(buf))
             self.slots[sid].view = isinstance(buf, np.ndarray) and not buf.flags.owndata
+            self.made.append((weakref.ref(out), sid))
             oid = self._add_op(name, ins, sid, site, closure_attrs(fwd), "op")
             info = dict(self._sched(), fwd=fwd, device=out.device)
             self.steps.append(Step("op", ins, (sid,), [oid], info))
             return
         name, args, out = p
         operands = [self.slot_of(a) if type(a) is Tensor else ("scalar", a) for a in args]
+        self.made.append((weakref.ref(out), None))
         if out._buf is None:  # deferred into the fusion buffer: a fused step computes it
             lop = out._lazy
             self.keep.append(lop)
@@ -288,3 +299,40 @@ def _leaf_order(outputs, order):
         if o.axes is not None:
             visit(o.srcs[0])
     return leaves
+
+
+def warn_escaped(rec, kept_slots, kept_objs):
+    """Warn about tensors made inside the capture that a dict or list still holds
+    after it (optimizer state rebound out of place, a module attribute, a global):
+    replay computes new values for them but cannot rebind the Python references."""
+    gc.collect()
+    seen = set()
+    for ref, sid in rec.made:
+        t = ref()
+        if t is None or id(t) in kept_objs or id(t) in seen:
+            continue
+        seen.add(id(t))
+        if sid is None:
+            try:
+                sid = rec.slot_of(t)
+            except Exception:
+                continue
+        if sid in kept_slots or rec.slots[sid].kind != "intermediate":
+            continue
+        holders = [r for r in gc.get_referrers(t) if isinstance(r, (dict, list))]
+        if not holders:
+            continue
+        op = next((o for o in rec.ops if o.out == sid), None)
+        where = ""
+        if op is not None and op.site:
+            where = f" (made by '{op.name}' at {op.site[0]}:{op.site[1]})"
+        warnings.warn(
+            f"[graph.capture] a tensor of shape {t.shape} {t.dtype.name} computed inside the "
+            f"captured function is still held by a {type(holders[0]).__name__} after it "
+            f"returned{where}. Replays compute its new value but do not rebind that "
+            "reference, so a later replay (or your code) reads the capture-time value: this "
+            "is what happens to optimizer state updated out of place (m = m * b + g) and "
+            "Python step counters. Update such state in place (m *= b; m += g), keep "
+            "counters in tensors, or return the tensor as an output.",
+            CaptureWarning, stacklevel=3)
+        return

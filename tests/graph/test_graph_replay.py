@@ -210,3 +210,39 @@ def test_kwargs_and_nested_inputs():
     same(g(xs, scale=s), f(xs, scale=s))
     with pytest.raises(ts.ShapeError, match=r"kwargs\['scale'\]"):
         g(xs, scale=rand(3, 3))
+
+
+def _module_step(model, opt, x, y):
+    opt.zero_grad()
+    loss = ((model(x) - y) ** 2).mean()
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def _model(seed):
+    from tessera import nn
+    ts.manual_seed(seed)
+    return nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def test_nn_module_with_optim_sgd_replays_exactly():
+    from tessera import optim
+    me, mr = _model(0), _model(0)
+    oe, orr = optim.SGD(me.parameters(), lr=0.1), optim.SGD(mr.parameters(), lr=0.1)
+    xs, ys = [rand(16, 32) for _ in range(3)], [rand(16, 10) for _ in range(3)]
+    g = capture(lambda x, y: _module_step(mr, orr, x, y), xs[0], ys[0])
+    _module_step(me, oe, xs[0], ys[0])
+    for i in range(1, 7):
+        assert float(g(xs[i % 3], ys[i % 3])) == float(_module_step(me, oe, xs[i % 3], ys[i % 3]))
+        for p, q in zip(me.parameters(), mr.parameters()):
+            np.testing.assert_array_equal(p.numpy(), q.numpy())
+
+
+def test_out_of_place_optimizer_state_warns():
+    from tessera import optim
+    from tessera.graph import CaptureWarning
+    m = _model(1)
+    opt = optim.Adam(m.parameters(), lr=1e-3)
+    with pytest.warns(CaptureWarning, match="still held by a dict"):
+        capture(lambda x, y: _module_step(m, opt, x, y), rand(16, 32), rand(16, 10))
