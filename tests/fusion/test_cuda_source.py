@@ -6,7 +6,7 @@ import pytest
 from tessera.fusion.ir import DTYPES, OPS, alu, inp
 from tessera.fusion.render_cuda import compile_check_cuda, render_cuda
 
-from conftest import FLOATS, INTS, needs_nvrtc
+from fusion_common import FLOATS, INTS, needs_nvrtc
 
 pytestmark = needs_nvrtc
 

@@ -5,7 +5,7 @@ import pytest
 from tessera.fusion.ir import alu, const, inp, numpy_dtype
 from tessera.fusion.runtime import run_cpu
 
-from conftest import assert_close
+from fusion_common import assert_close
 
 
 @pytest.mark.parametrize("axes", [(0,), (1,), (2,), (0, 2), (0, 1, 2), (1, 2)])

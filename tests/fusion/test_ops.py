@@ -10,7 +10,7 @@ import pytest
 from tessera.fusion.ir import DTYPES, OPS, alu, inp, numpy_dtype
 from tessera.fusion.runtime import run_cpu
 
-from conftest import FLOATS, INTS, assert_close, special_floats
+from fusion_common import FLOATS, INTS, assert_close, special_floats
 
 UNARY = [o for o, i in OPS.items() if i.arity == 1 and i.result in ("same", "bool")]
 BINARY = [o for o, i in OPS.items() if i.arity == 2]

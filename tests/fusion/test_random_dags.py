@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from tessera.fusion.ir import alu, const, inp, numpy_dtype
 from tessera.fusion.runtime import evaluate_numpy, run_cpu
 
-from conftest import have_nvrtc
+from fusion_common import have_nvrtc
 
 FDT = ["fp32", "fp16", "bf16", "fp64"]
 F_UNARY = ["negative", "abs", "exp", "tanh", "sin", "sigmoid", "square", "floor"]
