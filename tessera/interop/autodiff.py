@@ -2,10 +2,12 @@
 
 `torch_function(fn)` turns a tessera function into a `torch.autograd.Function`:
 torch tensors go in as zero-copy tessera views, `fn` runs on tessera's tape, and
-torch's backward runs tessera's reverse sweep for the cotangents torch hands it.
+torch's backward runs tessera's reverse sweep for the cotangents torch hands it
+(tessera parameters that `fn` closes over get their `.grad`).
 `from_torch_function(fn)` is the mirror image: a PyTorch function called on
 tessera tensors puts one node on tessera's tape whose adjoint is
-`torch.autograd.grad` over the graph torch recorded in the forward pass.
+`torch.autograd.backward` over the graph torch recorded in the forward pass
+(torch parameters inside `fn` get their `.grad`).
 
 Both are first-order: the adjoint on the other side is a black box, so the
 gradient they produce cannot be differentiated again (torch raises for
@@ -50,7 +52,7 @@ def torch_function(fn, name=None):
     [1.0, 1.0]
     """
     torch = require("torch", "torch_function")
-    from ..autograd.engine import grad as ts_grad
+    from ..autograd.engine import backward as ts_backward
     from ..autograd.grad_mode import enable_grad
     from torch.autograd.function import once_differentiable
     op = name or getattr(fn, "__name__", "fn")
@@ -88,12 +90,17 @@ def torch_function(fn, name=None):
             pairs = [(o, from_torch(g)) for o, g in zip(ctx.ts_outs, grads)
                      if g is not None and o.requires_grad]
             out = [None] * len(ctx.ts_args)
-            if not pairs or not ctx.diff:
+            if not pairs:
                 return tuple(out)
-            gs = ts_grad([o for o, _ in pairs], [ctx.ts_args[i] for i in ctx.diff],
-                         grad_outputs=[g for _, g in pairs], allow_unused=True)
-            for i, g in zip(ctx.diff, gs if isinstance(gs, tuple) else (gs,)):
-                out[i] = None if g is None else to_torch(g)
+            # A full tessera backward, not grad(): tessera parameters closed over
+            # by `fn` get their .grad as they would in an all-tessera model.
+            # retain_graph: torch may call this backward again (gradcheck, its own
+            # retain_graph); tessera's graph is freed with ctx, when torch frees its own.
+            ts_backward([o for o, _ in pairs], [g for _, g in pairs], retain_graph=True)
+            for i in ctx.diff:
+                x = ctx.ts_args[i]
+                out[i] = None if x.grad is None else to_torch(x.grad)
+                x.grad = None
             return tuple(out)
 
     TesseraFunction.__name__ = TesseraFunction.__qualname__ = f"TesseraFunction_{op}"
@@ -108,7 +115,7 @@ def torch_function(fn, name=None):
 def from_torch_function(fn, name=None):
     """Wrap PyTorch function `fn(*torch_tensors) -> tensor or tuple` so that it
     takes tessera tensors and sits on tessera's tape as one op named
-    `torch:<name>` (its adjoint is `torch.autograd.grad`).
+    `torch:<name>` (its adjoint runs `torch.autograd.backward`).
 
     >>> import torch, tessera as ts
     >>> from tessera import interop
@@ -125,13 +132,12 @@ def from_torch_function(fn, name=None):
     def call(*args):
         inputs = [a for a in args if isinstance(a, Tensor)]
         track = needs_grad(*inputs)
-        t_args, t_req = [], []
+        t_args = []
         for a in args:
             if isinstance(a, Tensor):
                 t = to_torch(a.detach())
                 if track and a.requires_grad:
                     t = t.detach().requires_grad_(True)
-                    t_req.append(t)
                 t_args.append(t)
             else:
                 t_args.append(a)
@@ -147,12 +153,17 @@ def from_torch_function(fn, name=None):
 
             def vjp(*gs):
                 sel = [(o, to_torch(g.detach())) for o, g in zip(touts, gs) if o.requires_grad]
-                # retain_graph: tessera may run this adjoint again (retain_graph on its side)
-                res = torch.autograd.grad([o for o, _ in sel], t_req, [g for _, g in sel],
-                                          retain_graph=True, allow_unused=True)
-                by_id = {id(t): g for t, g in zip(t_req, res)}
-                return tuple(None if by_id.get(id(t)) is None else from_torch(by_id[id(t)])
-                             for t in t_in)
+                # backward, not grad(): torch parameters inside `fn` accumulate .grad
+                # as in an all-torch model; retain_graph because tessera may run this
+                # adjoint again (retain_graph on its side).
+                torch.autograd.backward([o for o, _ in sel], [g for _, g in sel],
+                                        retain_graph=True)
+                res = []
+                for t in t_in:
+                    g = t.grad if t.requires_grad else None
+                    t.grad = None
+                    res.append(None if g is None else from_torch(g))
+                return tuple(res)
 
             record(op, inputs, outs[0] if single else outs, vjp,
                    saved=tuple(a.detach() for a in inputs))

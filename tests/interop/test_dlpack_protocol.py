@@ -1,8 +1,6 @@
 """tessera's DLPack protocol: export/import over every dtype, strides, zero-size
 tensors, copy/max_version/dl_device/stream semantics, capsule lifetime, and the
 GPU stream ordering (checked against a fake CuPy that records the calls)."""
-import gc
-
 import ml_dtypes
 import numpy as np
 import pytest
@@ -203,22 +201,22 @@ def test_own_capsule_builder(dtype):
     x = sample(dtype, (3, 5))[:, 1::2]
     buf = x.data
     code, bits = ts.interop.dlpack._CODES[x.dtype]
-    gc.collect()
-    before = len(C._LIVE)
     for versioned in (False, True):
         cap = C.make_capsule(buf, buf.ctypes.data, x.shape, x.strides, code, bits,
                              C.KDL_CPU, 0, versioned)
+        addr = C.peek(cap).managed_addr
         t = torch.from_dlpack(cap)
         assert t.data_ptr() == buf.ctypes.data and t.stride() == x.strides
         y = ts.from_dlpack(t)
         assert y.data.ctypes.data == buf.ctypes.data and y.strides == x.strides
         np.testing.assert_array_equal(host(y), host(x))
-        del t, y
-    gc.collect()
-    assert len(C._LIVE) == before  # the consumer's deleter released everything
-    C.make_capsule(buf, buf.ctypes.data, x.shape, x.strides, code, bits, C.KDL_CPU, 0, True)
-    gc.collect()
-    assert len(C._LIVE) == before  # an unconsumed capsule releases itself
+        assert addr in C._LIVE
+        del t, y, cap
+        assert addr not in C._LIVE  # the consumer's deleter released it
+    cap = C.make_capsule(buf, buf.ctypes.data, x.shape, x.strides, code, bits, C.KDL_CPU, 0, True)
+    addr = C.peek(cap).managed_addr
+    del cap
+    assert addr not in C._LIVE  # an unconsumed capsule releases itself
 
 
 # -- GPU stream ordering, on a fake CuPy that records what would run ---------
