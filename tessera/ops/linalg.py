@@ -130,5 +130,7 @@ def outer(x1, x2):
 
 def linear(x, weight, bias=None):
     """x @ weight.T + bias, as `torch.nn.functional.linear`."""
+    if STATE.autocast is not None:  # tessera.precision.autocast policy (bias lowered too)
+        x, weight, bias = STATE.autocast.cast_inputs("linear", (x, weight, bias))
     y = matmul(x, matrix_transpose(weight))
     return y + bias if bias is not None else y

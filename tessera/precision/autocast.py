@@ -35,9 +35,9 @@ from ..tensor import Tensor
 __all__ = ["autocast", "AutocastPolicy", "DEFAULT_POLICY", "is_autocast_enabled", "get_autocast_dtype"]
 
 DEFAULT_POLICY = {
-    # run in the low-precision dtype, accumulating in fp32 (nn.Linear and ops.linear
-    # go through matmul)
-    "matmul": "lower", "einsum": "lower",
+    # run in the low-precision dtype, accumulating in fp32 (linear: nn.Linear and
+    # ops.linear, whose bias is lowered too)
+    "matmul": "lower", "einsum": "lower", "linear": "lower",
     # keep in fp32 (mean/var/std are sums, so they follow "sum")
     "sum": "fp32", "prod": "fp32", "logsumexp": "fp32", "softmax": "fp32",
     "log_softmax": "fp32", "layer_norm": "fp32", "cross_entropy": "fp32",

@@ -169,7 +169,8 @@ def _wo_buf(backend, xbuf, xdt, q, bufs, trans):
             and (q.group_size or q.axis in (0, None)):
         from ..kernels.launchers.qgemm import weight_only_gemm
         return weight_only_gemm(xbuf, q, bufs, xdt.name)
-    x = backend.compute(xbuf, xdt).astype(xp.float32, copy=False)
+    acc = xp.float64 if xdt is _dt.fp64 else xp.float32  # fp64 activations stay fp64
+    x = backend.compute(xbuf, xdt).astype(acc, copy=False)
     bax = 1 if trans else 0
     K = q.shape[bax]
     # a column block holds whole groups and whole int4 byte pairs
@@ -182,7 +183,7 @@ def _wo_buf(backend, xbuf, xdt, q, bufs, trans):
         p = x[:, k0:k1] @ (w.T if trans else w)
         out = p if out is None else xp.add(out, p, out=out)
     if out is None:
-        out = xp.zeros((x.shape[0], q.shape[0] if trans else q.shape[1]), dtype=xp.float32)
+        out = xp.zeros((x.shape[0], q.shape[0] if trans else q.shape[1]), dtype=acc)
     return out
 
 
