@@ -46,3 +46,22 @@ def check_numerics(t=None, message="", **kw):
     return `t`. Without a tensor: the global checking mode (see tessera.numerics)."""
     from .numerics import check_numerics as _cn
     return _cn(t, message, **kw) if t is not None else _cn(**kw)
+
+
+def custom(name, fn=None, **options):
+    """Register a custom operator (the seed's `@op.custom("name")`): see tessera.custom.custom."""
+    from .custom import custom as _custom
+    return _custom(name, fn, **options)
+
+
+def kernel(source, name, grid=None, block=256, args=None, shared_mem=0, options=()):
+    """A CUDA/HIP kernel for `op.custom(name, kernel=op.kernel(...))`: see tessera.custom.Kernel."""
+    from .custom import Kernel
+    return Kernel(source, name, grid, block, args, shared_mem, options)
+
+
+def gradcheck(fn, *args, **kw):
+    """Check an op's adjoint against finite differences and by the dot-product test,
+    naming the input that disagrees: see tessera.custom.gradcheck."""
+    from .custom import gradcheck as _gc
+    return _gc(fn, *args, **kw)
