@@ -1,7 +1,8 @@
 """JAX <-> tessera tensors over DLPack.
 
-`from_jax(a)` views a JAX array's buffer (JAX arrays are immutable: the
-capsule is read-only, so the tessera tensor is too). `to_jax(x)` hands tessera's
+`from_jax(a)` views a JAX array's buffer. JAX hands out a legacy capsule with no
+read-only flag, so the view is writable; JAX assumes its arrays never change,
+so pass `copy=True` before writing into one. `to_jax(x)` hands tessera's
 buffer to JAX; XLA on the CPU adopts it without a copy only when it is
 64-byte aligned and C-contiguous, otherwise JAX copies (pass `copy=False` to be
 told instead). bf16, fp8 and bool keep their dtype.
@@ -20,7 +21,7 @@ from .dlpack import from_dlpack
 
 
 def from_jax(a, *, device=None, copy=None):
-    """A tessera tensor viewing JAX array `a` (read-only: JAX arrays are immutable)."""
+    """A tessera tensor viewing JAX array `a`'s buffer (`copy=True` for a private copy)."""
     jax = require("jax", "from_jax")
     if not isinstance(a, jax.Array):
         raise DTypeError(f"[from_jax] expected a jax.Array, got {type(a).__name__}")
