@@ -14,6 +14,7 @@ import itertools
 
 from .._config import STATE
 from ..errors import GradError
+from ..tensor import Tensor
 
 _seq = itertools.count()
 
@@ -119,14 +120,30 @@ def record(name, inputs, outputs, vjp, saved=(), info=None):
     require grad get no edge); `outputs`: tensor or tuple of tensors made by the op;
     `vjp(g)` (or `vjp(g0, g1, ...)` for several outputs) returns one gradient per
     input; `saved`: tensors the vjp closes over, checked for in-place writes."""
-    next_ = tuple(_edge(t) if (t is not None and t.requires_grad) else None for t in inputs)
-    metas = tuple((t.shape, t.dtype) if t is not None else None for t in inputs)
-    single = not isinstance(outputs, (tuple, list))
-    outs = (outputs,) if single else outputs
-    node = Node(name, vjp, next_, metas, tuple(saved), len(outs),
-                tuple((o.shape, o.dtype) for o in outs), info)
+    # One explicit loop, no generators and no _edge call for non-leaves: this runs
+    # once per recorded op (profiled: about half the cost of the genexpr version).
+    next_, metas = [], []
+    for t in inputs:
+        if t is None:
+            next_.append(None)
+            metas.append(None)
+            continue
+        if t.requires_grad:
+            fn = t.grad_fn
+            next_.append((fn, t._out_idx) if fn is not None else _edge(t))
+        else:
+            next_.append(None)
+        metas.append((t.shape, t.dtype))
+    if type(outputs) is Tensor:
+        outs = (outputs,)
+        out_metas = ((outputs.shape, outputs.dtype),)
+    else:
+        outs = tuple(outputs)
+        out_metas = tuple([(o.shape, o.dtype) for o in outs])
+    saved = tuple(saved)
+    node = Node(name, vjp, tuple(next_), tuple(metas), saved, len(outs), out_metas, info)
     if saved:
-        node.origins = tuple(_origin(s, inputs, outs) for s in node.saved)
+        node.origins = tuple([_origin(s, inputs, outs) for s in saved])
     for i, o in enumerate(outs):
         if o.dtype.is_differentiable:
             o.requires_grad = True
@@ -151,11 +168,13 @@ def _storage(t):
 def _origin(s, inputs, outs):
     """Which input ("in", i) or output ("out", k) the saved tensor `s` is a detached
     copy of (same storage and version counter), or None."""
+    v, buf = s._version, s._buf
     for kind, ts in (("in", inputs), ("out", outs)):
         for i, t in enumerate(ts):
-            if (t is not None and t._version is s._version and t.shape == s.shape
-                    and _storage(t) is _storage(s)):
-                return kind, i
+            if t is not None and t._version is v and t.shape == s.shape:
+                tb = t._buf
+                if (tb is buf and tb is not None) or _storage(t) is _storage(s):
+                    return kind, i
     return None
 
 
