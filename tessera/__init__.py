@@ -17,16 +17,15 @@ from .errors import (DeviceError, DTypeError, GradError, IndexingError, Numerics
                      ShapeError, TesseraError)
 from .tensor import Tensor
 from .ops import *  # noqa: F401,F403
-from .ops import __dict__ as _ops_dict
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd.functional import grad, value_and_grad, vjp, jvp, hessian_vector_product, hvp, jacobian
-from . import autograd, optim
-# Not `from . import nn`: that finds `tessera.ops.nn`, which `from .ops import *` bound here.
-nn = __import__("importlib").import_module(__name__ + ".nn")
+from . import autograd, nn, optim
 from .fusion.lazy import realize
 from . import random
 from .random import Generator, manual_seed, rand, randn
 from . import fusion, op, schedule
+from . import graph, profiler
+from .numerics import check_numerics, set_check_numerics
 from . import interop
 from .interop.dlpack import from_dlpack
 from . import precision

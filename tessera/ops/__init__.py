@@ -26,3 +26,9 @@ from .sorting import *  # noqa: F401,F403
 from .einsum import *  # noqa: F401,F403
 from .nn import *  # noqa: F401,F403
 from .complex import *  # noqa: F401,F403
+
+# `from tessera.ops import *` exports the ops, not the family modules (so that
+# `tessera.nn` stays the layers package rather than `tessera.ops.nn`).
+import types as _types
+__all__ = [n for n, v in list(globals().items())
+           if not n.startswith("_") and not isinstance(v, _types.ModuleType)]
