@@ -25,6 +25,12 @@ _c_kernels: dict = {}      # layout key -> ctypes function
 _cuda_kernels: dict = {}   # (layout key, device) -> CuPy kernel
 _params: dict = {}         # id(Prepared) -> (Prepared, fp array, ip array)
 _warned = False
+_last_kernel = None        # name of the kernel the last run_* call launched
+
+
+def last_kernel_info() -> dict:
+    """What the last `run_cpu`/`run_cuda` call ran (read by fusion.explain and the IR)."""
+    return {"kernel": _last_kernel}
 
 
 def _param_arrays(p):
@@ -79,6 +85,8 @@ def run_cpu(outputs, inputs, shape, out=None) -> list:
         fn = _compile_cpu(p, lay)
     else:
         compile_c.notify("cache_hit", fn.__name__, 0.0, "c") if compile_c._listeners else None
+    global _last_kernel
+    _last_kernel = fn.__name__
     res, tmp = _alloc(p, lay, out, np)
     nd = len(lay.shape)
     nin = (max(p.slots) + 1) if p.slots else 0
@@ -257,6 +265,8 @@ def run_cuda(outputs, inputs, shape, out=None) -> list:
         src, name = render_cuda_ir(ir)
         k = _cuda_kernels[(lay.key, dev)] = (_cuda_function(src, name, lay.key), ir)
     fn, ir = k
+    global _last_kernel
+    _last_kernel = ir.name
     res, tmp = _alloc(p, lay, out, cp)
     fv, iv = param_values(p)
     args, grid = launch_args(ir, lay, inputs, res, fv, iv)
