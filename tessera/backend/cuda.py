@@ -107,7 +107,7 @@ class CudaBackend(ArrayBackend):
         tb, b = self._as_operand(b)
         from .._config import STATE
         hint = STATE.tile_hint
-        if hint is not None and hint.tile_sizes is not None:
+        if hint is not None and hint.tile_sizes is not None and len(hint.tile_sizes) == 3:
             from ..kernels.launchers.matmul import matmul as tiled
             return tiled(a, b, trans_a=ta, trans_b=tb, tile=hint.tile_sizes[:3], dtype=dtype.name)
         return matmul_auto(a, b, trans_a=ta, trans_b=tb, dtype=dtype.name)

@@ -89,6 +89,9 @@ def dump(g):
                      "fusion_mode": st.info.get("fusion_mode", "default"),
                      "tile_sizes": tiles, "tile_origin": origin,
                      "reads": list(st.ins), "writes": list(st.outs or st.ins[:1])}
+            cfg = getattr(st.info.get("tile_hint"), "config", None)
+            if cfg:  # an autotuned configuration (tessera.autotune) was in force
+                attrs["autotune"] = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
             if st.kind == "fused":
                 attrs.update({"tessera.ids": list(st.ids), "mode": "fused",
                               "reason": st.info.get("reason") or ""})
