@@ -8,6 +8,7 @@ routes matmul, reductions and softmax to `tessera/kernels`).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -63,6 +64,12 @@ def _erf(xp, x):
     import cupyx.scipy.special as sp
     return sp.erf(x)
 
+
+# tessera's float semantics are IEEE's, silently (as PyTorch and CuPy): sqrt(-1) is
+# NaN, 1/0 is inf. NumPy's floating-point warnings from ufuncs called inside tessera
+# would be noise attributed to tessera's lines; check_numerics is the tool for
+# finding NaNs. The filter only matches warnings raised from tessera's modules.
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"tessera\.")
 
 _SPECIAL = {"sigmoid": _sigmoid, "rsqrt": _rsqrt, "erf": _erf}
 
