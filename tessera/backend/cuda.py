@@ -163,6 +163,21 @@ class CudaBackend(ArrayBackend):
         y = softmax(self.xp.ascontiguousarray(x).reshape(-1, shape[-1]), log=log, dtype=dtype.name)
         return self.xp.moveaxis(y.reshape(shape), -1, axis)
 
+    def layer_norm_forward(self, buf, weight, bias, dtype, n_axes, eps):
+        """The one-pass layernorm kernel over the flattened last `n_axes` axes."""
+        from ..kernels.launchers.nn import layer_norm_forward
+        if dtype.name not in ("fp64", "fp32", "fp16", "bf16"):
+            return super().layer_norm_forward(buf, weight, bias, dtype, n_axes, eps)
+        xp = self.xp
+        lead = buf.shape[:buf.ndim - n_axes]
+        cols = int(np.prod(buf.shape[buf.ndim - n_axes:]))
+        x2 = xp.ascontiguousarray(buf).reshape(-1, cols)
+        w = None if weight is None else xp.ascontiguousarray(weight).reshape(cols)
+        b = None if bias is None else xp.ascontiguousarray(bias).reshape(cols)
+        y, mean, rstd = layer_norm_forward(x2, w, b, eps, dtype=dtype.name)
+        kshape = lead + (1,) * n_axes
+        return y.reshape(buf.shape), mean.reshape(kshape), rstd.reshape(kshape)
+
     def scatter_add(self, target, index, values):
         import cupyx
         cupyx.scatter_add(target, index, values)
