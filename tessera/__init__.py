@@ -32,6 +32,8 @@ from . import precision
 from .precision import amp
 from .precision.autocast import autocast
 
+from ._array_api import __array_api_version__, __array_namespace_info__, can_cast
+
 __version__ = "0.1.0"
 
 # Array API dtype spellings
