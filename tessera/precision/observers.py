@@ -11,9 +11,9 @@ observer's scheme says).
 
     >>> import tessera as ts
     >>> obs = observer("minmax", scheme="int8_per_tensor")
-    >>> obs.observe(ts.asarray([-1.0, 2.0])); obs.observe(ts.asarray([4.0]))
-    >>> float(ts.op.quantize(ts.asarray([4.0]), observer=obs).scale) == 4.0 / 127
-    True
+    >>> _ = obs.observe(ts.asarray([-1.0, 2.0])); _ = obs.observe(ts.asarray([4.0]))
+    >>> round(float(ts.op.quantize(ts.asarray([4.0]), observer=obs).scale) * 127, 4)
+    4.0
 """
 from __future__ import annotations
 
