@@ -26,7 +26,7 @@ import numpy as np
 from . import dtypes as _dt
 from .device import get_device
 from .errors import DTypeError, ShapeError
-from .tensor import Tensor, _new
+from .tensor import Tensor
 
 __all__ = ["Generator", "manual_seed", "default_generator", "randn", "rand"]
 
@@ -80,9 +80,13 @@ class Generator:
         return [Generator(s, self.device) for s in self._seq.spawn(operator.index(n))]
 
     # -- the raw draws: arrays on the device, fp32 or fp64 ---------------------
-    def _wrap(self, arr, dt):
+    def _op(self, name, draw, dt):
+        """A draw as an op with no inputs: `draw()` makes the array each time it is
+        called, so a captured graph replays fresh randomness instead of freezing
+        the first sample as a constant."""
+        from .ops._dispatch import apply_op
         b = self.device.backend
-        return _new(b.store(arr, dt), tuple(arr.shape), dt, self.device)
+        return apply_op("random." + name, (), lambda: b.store(draw(), dt), dt, self.device)
 
     def _draw(self, kind, shape, dt):
         acc = np.float64 if dt is _dt.fp64 else np.float32
@@ -96,12 +100,16 @@ class Generator:
         dt = _float_dtype("normal", dtype)
         if std < 0:
             raise ValueError(f"[normal] std must be non-negative, got {std}")
-        r = self._draw("normal", _shape("normal", shape), dt)
-        if std != 1.0:
-            r = r * r.dtype.type(std)
-        if mean != 0.0:
-            r = r + r.dtype.type(mean)
-        return self._wrap(r, dt)
+        shape = _shape("normal", shape)
+
+        def draw():
+            r = self._draw("normal", shape, dt)
+            if std != 1.0:
+                r = r * r.dtype.type(std)
+            if mean != 0.0:
+                r = r + r.dtype.type(mean)
+            return r
+        return self._op("normal", draw, dt)
 
     def uniform(self, shape, low=0.0, high=1.0, dtype="fp32"):
         """Uniform samples on [low, high), as `numpy.random.Generator.uniform`.
@@ -109,23 +117,31 @@ class Generator:
         dt = _float_dtype("uniform", dtype)
         if not low <= high:
             raise ValueError(f"[uniform] needs low <= high, got low={low}, high={high}")
-        r = self._draw("uniform", _shape("uniform", shape), dt)
-        t = r.dtype.type
-        return self._wrap(r * t(high - low) + t(low), dt)
+        shape = _shape("uniform", shape)
+
+        def draw():
+            r = self._draw("uniform", shape, dt)
+            t = r.dtype.type
+            return r * t(high - low) + t(low)
+        return self._op("uniform", draw, dt)
 
     def random(self, shape=(), dtype="fp32"):
         """Uniform samples on [0, 1), as `numpy.random.Generator.random`. In bf16 and
         fp16 the fp32 draw is rounded *down* to the dtype's grid so that 1.0 never
         appears (round-to-nearest would give 1.0 for draws just below it)."""
         dt = _float_dtype("random", dtype)
-        r = self._draw("uniform", _shape("random", shape), dt)
-        if dt.itemsize < 4:
-            # 2**m steps below 1.0, where m is the dtype's significand (8 or 11 bits):
-            # exactly representable, and floor keeps them below 1.
-            m = 8 if dt is _dt.bf16 else 11
-            xp = self.device.backend.xp
-            r = xp.floor(r * np.float32(2 ** m)) * np.float32(2.0 ** -m)
-        return self._wrap(r, dt)
+        shape = _shape("random", shape)
+        xp = self.device.backend.xp
+
+        def draw():
+            r = self._draw("uniform", shape, dt)
+            if dt.itemsize < 4:
+                # 2**m steps below 1.0, where m is the dtype's significand (8 or 11
+                # bits): exactly representable, and floor keeps them below 1.
+                m = 8 if dt is _dt.bf16 else 11
+                r = xp.floor(r * np.float32(2 ** m)) * np.float32(2.0 ** -m)
+            return r
+        return self._op("random", draw, dt)
 
     def integers(self, low, high=None, shape=(), dtype="int64"):
         """Integers on [low, high) (or [0, low) when `high` is None), as
@@ -142,8 +158,9 @@ class Generator:
         if low < info.min or high - 1 > info.max:
             raise ValueError(f"[integers] range [{low}, {high}) does not fit {dt.name} "
                              f"([{info.min}, {info.max}])")
-        r = self._rng.integers(low, high, size=_shape("integers", shape), dtype=np.int64)
-        return self._wrap(r, dt)
+        shape = _shape("integers", shape)
+        return self._op("integers",
+                        lambda: self._rng.integers(low, high, size=shape, dtype=np.int64), dt)
 
     def permutation(self, n_or_tensor):
         """A random permutation of arange(n) (int64), or of a tensor's first axis
@@ -162,11 +179,13 @@ class Generator:
         if n < 0:
             raise ValueError(f"[permutation] n must be non-negative, got {n}")
         xp = self.device.backend.xp
-        if xp is np:
-            perm = self._rng.permutation(n)
-        else:  # sorting random keys: an unbiased shuffle on any device
-            perm = xp.argsort(self._rng.random(size=(n,), dtype=np.float64))
-        return self._wrap(perm.astype(np.int64), _dt.int64)
+
+        def draw():
+            if xp is np:
+                return self._rng.permutation(n).astype(np.int64)
+            # sorting random keys: an unbiased shuffle on any device
+            return xp.argsort(self._rng.random(size=(n,), dtype=np.float64)).astype(np.int64)
+        return self._op("permutation", draw, _dt.int64)
 
     def bernoulli(self, p, shape=None, dtype="bool"):
         """True with probability `p` (a number in [0, 1] or a tensor of

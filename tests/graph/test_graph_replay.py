@@ -159,9 +159,6 @@ def test_random_fwd_draws_fresh_values_in_replay():
     assert not np.array_equal(a.numpy(), b.numpy())
 
 
-@pytest.mark.xfail(reason="tessera.random draws are creation calls without an event, so "
-                          "dropout's mask is a captured constant; needs the draw to go "
-                          "through apply_op (a fwd that draws)", strict=False)
 def test_dropout_mask_is_fresh_in_replay():
     g = capture(lambda x: ts.dropout(x, 0.5), ts.ones((256,)))
     a, b = g(ts.ones((256,))), g(ts.ones((256,)))
