@@ -1,0 +1,133 @@
+"""Convolution operators: x -> k * x over every axis of x, in modes "full",
+"same" and "valid" (as `scipy.signal.convolve`), applied directly (a sum of
+shifted copies in tessera ops: small kernels, gradients for x and k from
+autodiff) or through FFTs (large kernels).
+
+FFT path: tessera.fft did not exist when this was written (issue 10 is writing
+it), so the FFTs run on the backend's array module (`numpy.fft` / `cupy.fft`)
+inside two ops with hand-written adjoints: `fft_conv_full` and `fft_corr`
+(each is the other's VJP). Replace them with tessera.fft when it lands.
+
+>>> import tessera as ts
+>>> from tessera import linop
+>>> C = linop.convolve(ts.asarray([1.0, 1.0]), (3,), mode="full")
+>>> C.matvec(ts.asarray([1.0, 2.0, 3.0])).tolist()
+[1.0, 3.0, 5.0, 3.0]
+"""
+from __future__ import annotations
+
+import itertools
+
+from ..errors import ShapeError
+from ..ops._dispatch import apply_op
+from .base import LinearOperator, _promote
+
+__all__ = ["Convolution", "convolve", "conv_full_direct", "corr_valid_direct",
+           "fft_conv_full", "fft_corr"]
+
+
+def conv_full_direct(x, k):
+    """Full n-D convolution in tessera ops: sum over taps j of k[j] * (x shifted by j)."""
+    from ..ops.manipulation import pad
+    m = k.shape
+    out = None
+    for j in itertools.product(*(range(d) for d in m)):
+        t = k[j] * pad(x, [(a, d - 1 - a) for a, d in zip(j, m)])
+        out = t if out is None else out + t
+    return out
+
+
+def corr_valid_direct(g, k, n):
+    """The adjoint of `conv_full_direct` in x: x[i] = sum_j k[j] g[i + j]."""
+    out = None
+    for j in itertools.product(*(range(d) for d in k.shape)):
+        t = k[j] * g[tuple(slice(a, a + d) for a, d in zip(j, n))]
+        out = t if out is None else out + t
+    return out
+
+
+def _fft_shapes(a, b):
+    return tuple(p + q - 1 for p, q in zip(a, b))
+
+
+def fft_conv_full(x, k):
+    """Full convolution by FFT: irfftn(rfftn(x) * rfftn(k)) at size n + m - 1."""
+    xp = x.device.backend.xp
+    s = _fft_shapes(x.shape, k.shape)
+    dt = _promote(x.dtype, k.dtype)
+    axes = tuple(range(x.ndim))
+
+    def fwd(xb, kb):
+        X = xp.fft.rfftn(xb, s, axes=axes)
+        K = xp.fft.rfftn(kb, s, axes=axes)
+        return xp.fft.irfftn(X * K, s, axes=axes).astype(xb.dtype, copy=False)
+    return apply_op("linop.fft_conv", (x, k), fwd, dt, x.device,
+                    lambda g: (fft_corr(g, k, x.shape), fft_corr(g, x, k.shape)))
+
+
+def fft_corr(g, a, n):
+    """out[i] = sum_j a[j] g[i + j] for i < n (no wrap-around: len(g) = n + len(a) - 1)."""
+    xp = g.device.backend.xp
+    s = g.shape
+    axes = tuple(range(g.ndim))
+
+    def fwd(gb, ab):
+        G = xp.fft.rfftn(gb, s, axes=axes)
+        A = xp.fft.rfftn(ab, s, axes=axes)
+        full = xp.fft.irfftn(G * xp.conj(A), s, axes=axes)
+        return full[tuple(slice(0, d) for d in n)].astype(gb.dtype, copy=False)
+    return apply_op("linop.fft_corr", (g, a), fwd, _promote(g.dtype, a.dtype), g.device,
+                    lambda w: (fft_conv_full(w, a), fft_corr(g, w, a.shape)))
+
+
+class Convolution(LinearOperator):
+    """x -> convolve(x, kernel, mode) over all axes of x (kernel.ndim == x.ndim)."""
+    _tensor_attrs = ("k",)
+
+    def __init__(self, k, domain_shape, mode="same", method="direct", name=None):
+        n, m = tuple(domain_shape), k.shape
+        if len(n) != len(m):
+            raise ShapeError(f"[linop.convolve] kernel shape {m} and domain shape {n} have "
+                             "different numbers of axes")
+        if mode not in ("full", "same", "valid"):
+            raise ValueError(f"[linop.convolve] unknown mode {mode!r}; accepted: full, same, valid")
+        if method not in ("direct", "fft"):
+            raise ValueError(f"[linop.convolve] unknown method {method!r}; accepted: direct, fft")
+        if mode == "valid" and any(b > a for a, b in zip(n, m)):
+            raise ShapeError(f"[linop.convolve] mode 'valid' needs the kernel {m} to fit in "
+                             f"the domain {n}")
+        full = _fft_shapes(n, m)
+        if mode == "full":
+            self.crop = tuple((0, d) for d in full)
+        elif mode == "same":
+            self.crop = tuple(((b - 1) // 2, (b - 1) // 2 + a) for a, b in zip(n, m))
+        else:
+            self.crop = tuple((b - 1, a) for a, b in zip(n, m))
+        rng = tuple(hi - lo for lo, hi in self.crop)
+        super().__init__(n, rng, k.dtype, name)
+        self.k, self.mode, self.method, self.full = k, mode, method, full
+
+    def _matvec(self, x):
+        y = fft_conv_full(x, self.k) if self.method == "fft" else conv_full_direct(x, self.k)
+        if self.mode == "full":
+            return y
+        return y[tuple(slice(lo, hi) for lo, hi in self.crop)]
+
+    def _rmatvec(self, y):
+        from ..ops.manipulation import pad
+        if self.mode != "full":  # the crop's adjoint is zero padding
+            y = pad(y, [(lo, f - hi) for (lo, hi), f in zip(self.crop, self.full)])
+        if self.method == "fft":
+            return fft_corr(y, self.k, self.domain_shape)
+        return corr_valid_direct(y, self.k, self.domain_shape)
+
+    def _default_name(self):
+        return f"Conv{self.k.shape}[{self.mode}, {self.method}]"
+
+
+def convolve(kernel, domain_shape, mode="same", method="direct", name=None):
+    """The convolution operator x -> scipy.signal.convolve(x, kernel, mode) for x of
+    `domain_shape`; `method="fft"` for large kernels."""
+    from .builtins import _tensor
+    ds = (domain_shape,) if isinstance(domain_shape, int) else tuple(domain_shape)
+    return Convolution(_tensor("linop.convolve", kernel), ds, mode, method, name)
