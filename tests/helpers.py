@@ -100,3 +100,44 @@ def check_grad(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, device="cpu"
     assert np.isclose(analytic, numeric, rtol=rtol, atol=atol), \
         f"gradient mismatch: tape {analytic!r} vs finite difference {numeric!r}"
     return analytic, numeric
+
+
+def check_grad_complex(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, device="cpu"):
+    """`check_grad` for complex inputs and/or outputs, under PyTorch's convention
+    (for a real loss L the gradient of z = x + iy is dL/dx + i dL/dy). With a random
+    cotangent u the loss is L = Re(sum(conj(u) * f)); the tape's gradient G must give
+    dL along a direction v as Re(sum(conj(G) * v)). Each complex input is checked
+    along a real direction and along an imaginary one (float64 / complex128)."""
+    rng = np.random.default_rng(seed)
+
+    def wide(a):
+        a = np.asarray(a)
+        return a.astype(np.complex128 if a.dtype.kind == "c" else np.float64)
+    arrays = [wide(a) for a in arrays]
+    xs = [ts.asarray(a, device=device, requires_grad=True) for a in arrays]
+    out = fn(*xs)
+    u = rng.standard_normal(out.shape)
+    if out.dtype.is_complex:
+        u = u + 1j * rng.standard_normal(out.shape)
+    out.backward(ts.asarray(u, dtype=out.dtype, device=device))
+    grads = [to_np64(x.grad) if x.grad is not None else np.zeros_like(a)
+             for x, a in zip(xs, arrays)]
+
+    def loss(vals):
+        with ts.no_grad():
+            ys = [ts.asarray(v, device=device) for v in vals]
+            return float(np.real(np.sum(np.conj(u) * to_np64(fn(*ys)))))
+    results = []
+    for i, a in enumerate(arrays):
+        kinds = (1.0, 1j) if a.dtype.kind == "c" else (1.0,)
+        for k in kinds:
+            v = rng.standard_normal(a.shape) * k
+            plus = [b + eps * v if j == i else b for j, b in enumerate(arrays)]
+            minus = [b - eps * v if j == i else b for j, b in enumerate(arrays)]
+            numeric = (loss(plus) - loss(minus)) / (2 * eps)
+            analytic = float(np.real(np.sum(np.conj(grads[i]) * v)))
+            assert np.isclose(analytic, numeric, rtol=rtol, atol=atol), \
+                (f"gradient mismatch for input {i} along a {'real' if k == 1.0 else 'imaginary'} "
+                 f"direction: tape {analytic!r} vs finite difference {numeric!r}")
+            results.append((analytic, numeric))
+    return results

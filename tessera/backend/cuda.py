@@ -72,6 +72,15 @@ class CudaBackend(ArrayBackend):
         return arr if arr.dtype == sd else arr.astype(sd)
 
     def cast(self, buf, src, dst):
+        if src.kind == "c" or dst.kind == "c":
+            # cast.cu has no complex types: complex -> real keeps the real part (as
+            # NumPy), real -> complex widens; narrow dtypes go through store/compute
+            x = self.compute(buf, src)
+            if dst.kind == "b":
+                return x != 0
+            if src.kind == "c" and dst.kind != "c":
+                return self.store(x.real.astype(self.compute_dtype(dst)), dst)
+            return x.astype(dst.cuda_storage)
         from ..kernels.launchers.movement import cast
         return cast(self.xp.ascontiguousarray(buf), src.name, dst.name)
 
@@ -181,3 +190,18 @@ class CudaBackend(ArrayBackend):
     def scatter_add(self, target, index, values):
         import cupyx
         cupyx.scatter_add(target, index, values)
+
+    def grouped_matmul(self, x, w, offsets, dtype, trans_w=False):
+        """All groups in one launch of grouped_matmul.cu (the MoE expert step)."""
+        from ..kernels.launchers.grouped_matmul import grouped_matmul
+        from ..kernels.launchers.registry import GROUPED_DTYPES
+        if dtype.name not in GROUPED_DTYPES:
+            return super().grouped_matmul(x, w, offsets, dtype, trans_w)
+        return grouped_matmul(x, w, offsets, trans_w=trans_w, dtype=dtype.name)
+
+    def grouped_matmul_wgrad(self, x, dy, offsets, dtype):
+        from ..kernels.launchers.grouped_matmul import grouped_matmul_wgrad
+        from ..kernels.launchers.registry import GROUPED_DTYPES
+        if dtype.name not in GROUPED_DTYPES:
+            return super().grouped_matmul_wgrad(x, dy, offsets, dtype)
+        return grouped_matmul_wgrad(x, dy, offsets, dtype=dtype.name)

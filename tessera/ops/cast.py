@@ -15,7 +15,8 @@ def cast_tensor(x, dt):
     """Cast `x` to tessera dtype `dt` (no checks: `astype`/`op.cast` validate)."""
     src = x.dtype
     backend = x.device.backend
-    if x._buf is None or x.size >= backend.FUSE_MIN_SIZE and STATE.fusion_mode != "none":
+    if (x._buf is None or x.size >= backend.FUSE_MIN_SIZE and STATE.fusion_mode != "none") \
+            and dt.kind != "c" and src.kind != "c":  # the fusion IR has no complex type
         from ..fusion.lazy import lazy_elementwise
         out = lazy_elementwise("cast", (x,), src, dt, x.shape, x.device, None)
         if x.requires_grad and STATE.grad_enabled and dt.is_differentiable:

@@ -13,6 +13,8 @@ elsewhere they are deferred into the fusion buffer (`tessera.fusion.lazy`).
 """
 from __future__ import annotations
 
+import cmath as _cmath
+
 from .. import dtypes as _dt
 from .._config import STATE
 from ..autograd.engine import record
@@ -138,7 +140,8 @@ def apply(op, args):
     n = 1
     for d in shape:
         n *= d
-    if n >= backend.FUSE_MIN_SIZE and STATE.fusion_mode != "none":
+    if n >= backend.FUSE_MIN_SIZE and STATE.fusion_mode != "none" and out_dt.kind != "c" \
+            and (in_dt is None or in_dt.kind != "c"):  # the fusion IR has no complex type
         from ..fusion.lazy import lazy_elementwise
         out = lazy_elementwise(op.name, args, in_dt, out_dt, shape, dev, None)
     else:
@@ -206,7 +209,30 @@ def _rule_for(op, args):
     for a in args:
         if type(a) is not Tensor:
             d = _dt.scalar_result(d, a)
+    if d.kind == "c" and op.name in _REAL_ONLY:
+        raise DTypeError(f"[{op.name}] is not defined for complex tensors ({d.name}): complex "
+                         "numbers have no order (as the Array API says); compare abs() or real()")
     return _result_dtypes(op, d)
+
+
+# Ops the Array API defines for real operands only (NumPy would order complex
+# numbers lexicographically, PyTorch refuses: tessera refuses).
+_REAL_ONLY = frozenset(("maximum", "minimum", "less", "less_equal", "greater", "greater_equal",
+                        "floor", "ceil", "trunc", "floor_divide", "remainder", "signbit"))
+# Holomorphic ops: their adjoint for complex operands is g * conj(f'(z)) (PyTorch's
+# convention). Every f' below is written with real coefficients, so conj(f'(z)) is
+# f' evaluated at the conjugated saved values: `_record` passes those.
+_HOLO = frozenset(("negative", "positive", "square", "reciprocal", "sqrt", "rsqrt", "exp",
+                   "exp2", "expm1", "log", "log1p", "log2", "log10", "sin", "cos", "tan", "asin",
+                   "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "add",
+                   "subtract", "multiply", "divide"))
+
+
+def _cj(v):
+    if type(v) is Tensor:
+        from .complex import conj
+        return conj(v)
+    return v.conjugate() if type(v) is complex else v
 
 
 def _record(op, args, out):
@@ -232,6 +258,9 @@ def _record(op, args, out):
         record("where", ins, out, lambda g: vjp(g, c, None, None), saved=())
         return
     ins = tuple(a if type(a) is Tensor else None for a in args)
+    if out.dtype.kind == "c" and op.name in _HOLO:
+        record(op.name, ins, out, lambda g: vjp(g, _cj(x), _cj(y), _cj(o)), saved=saved)
+        return
     record(op.name, ins, out, lambda g: vjp(g, x, y, o), saved=saved)
 
 
@@ -265,7 +294,19 @@ negative = _define("negative", 1, "same", lambda g, x, y, o: (-g,))
 positive = _define("positive", 1, "same", lambda g, x, y, o: (g,))
 abs = _define("abs", 1, "real_of", lambda g, x, y, o: (g * sign(x),), "x",
               "Absolute value, as `numpy.abs`. Its gradient at 0 is 0.")
-sign = _define("sign", 1, "same", lambda g, x, y, o: (g * 0,))
+def _sign_vjp(g, x, y, o):
+    if o.dtype.kind != "c":
+        return (g * 0,)
+    # sgn(z) = z/|z| is not holomorphic: its gradient is the part of g orthogonal
+    # to sgn(z), over |z| (PyTorch's sgn backward); 0 at z = 0
+    r = abs(x)
+    zero = r == 0
+    gr = real(g * o.conj())
+    return (where(zero, 0.0, (g - gr * o) / where(zero, 1.0, r)),)
+
+
+sign = _define("sign", 1, "same", _sign_vjp, "xout",
+               "Sign, as `numpy.sign`; z/|z| (0 at 0) for complex z, as the Array API.")
 square = _define("square", 1, "same", lambda g, x, y, o: (g * x * 2,), "x")
 reciprocal = _define("reciprocal", 1, "float", lambda g, x, y, o: (-g * o * o,), "out")
 sqrt = _define("sqrt", 1, "float", lambda g, x, y, o: (g / (o * 2),), "out")
@@ -309,13 +350,35 @@ signbit = _define("signbit", 1, "predicate")
 
 
 def _pow_vjp(g, x, y, o):
+    if o.dtype.kind == "c":
+        return _pow_vjp_complex(g, x, y, o)
     gx = g * y * pow(x, y - 1) if type(y) is Tensor or y != 0 else g * 0
     gy = None
-    if type(y) is Tensor:
+    if type(y) is Tensor and o.dtype.kind == "c":
+        # complex: x, y, o arrive conjugated (_HOLO); log(0) is taken as 0, as PyTorch
+        if type(x) is Tensor:
+            gy = g * o * log(where(x == 0, 1, x))
+        else:
+            gy = g * o * log(x) if x != 0 else g * 0
+    elif type(y) is Tensor:
         # d/dy x**y = x**y log x; defined as 0 where x == 0 (the limit from the right
         # for y > 0), as PyTorch does, instead of a NaN from 0 * log(0).
         safe = where(x > 0, x, 1)
         gy = g * o * log(safe)
+    return gx, gy
+
+
+def _pow_vjp_complex(g, x, y, o):
+    # g * conj(f'): conjugating the result, not the operands, keeps the branch cut
+    # of x**y for real negative x where the forward pass put it
+    gx = _cj(y * pow(x, y - 1)) * g if type(x) is Tensor else None
+    gy = None
+    if type(y) is Tensor:  # d/dy x**y = x**y log x, taken as 0 at x == 0 (PyTorch)
+        if type(x) is Tensor:  # a real base of a complex power: the complex log
+            lg = log(where(x == 0, 1, x if x.dtype.kind == "c" else astype(x, o.dtype)))
+        else:
+            lg = _cmath.log(x) if x != 0 else 0.0
+        gy = g * _cj(o * lg)
     return gx, gy
 
 
