@@ -73,6 +73,12 @@ def matmul(x1, x2):
     ad, bd = (a.detach(), b.detach()) if (a.requires_grad or b.requires_grad) else (a, b)
 
     def vjp(g):
+        # complex (PyTorch's convention): the adjoint of B -> A B is A^H, not A^T
+        if dt.kind == "c":
+            from .complex import conj
+            ga = matmul(g, matrix_transpose(conj(bd))) if a.requires_grad else None
+            gb = matmul(matrix_transpose(conj(ad)), g) if b.requires_grad else None
+            return ga, gb
         ga = matmul(g, matrix_transpose(bd)) if a.requires_grad else None
         gb = matmul(matrix_transpose(ad), g) if b.requires_grad else None
         return ga, gb

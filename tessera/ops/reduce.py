@@ -120,6 +120,9 @@ def prod(x, axis=None, *, dtype=None, keepdims=False):
             nzero = sum(zero, axis=axes, keepdims=True)
             ge = _expand_grad(g, xd.shape, axes, keepdims)
             others = where(zero, where(nzero == 1, p_nz, 0.0), where(nzero == 0, p_nz / nz, 0.0))
+            if others.dtype.kind == "c":  # holomorphic: g * conj(d prod / dx)
+                from .complex import conj
+                others = conj(others)
             return (ge * others,)
         return f, (xd,)
     return _reduce("prod", x, axis, keepdims, out_dt, vjp)
