@@ -22,12 +22,13 @@ from ..tensor import Tensor, _new
 MAX_GROUP_NODES = 64
 MAX_GROUP_INPUTS = 24
 
+_NO_LEAVES = frozenset()
 _REDUCE_OPS = {"sum": "reduce_sum", "prod": "reduce_prod", "max": "reduce_max", "min": "reduce_min"}
 
 
 class LazyOp:
     __slots__ = ("op", "dtype", "in_dtype", "srcs", "arg", "shape", "device", "buf", "refs",
-                 "nodes", "site", "axes", "__weakref__")
+                 "nodes", "leaves", "site", "axes", "__weakref__")
 
     def __init__(self, op, dtype, in_dtype, srcs, arg, shape, device, axes=None):
         self.op = op
@@ -40,11 +41,19 @@ class LazyOp:
         self.buf = None
         self.refs = []
         self.axes = axes
+        # Size bookkeeping for the group limits, kept incrementally so that an op
+        # costs O(its sources), not a walk of the pending DAG. `nodes` over-counts
+        # shared subexpressions (a safe direction for a limit); `leaves` is exact.
         n = 1
+        leaves = _NO_LEAVES
         for s in srcs:
             if type(s) is LazyOp and s.buf is None:
                 n += s.nodes
+                leaves = leaves | s.leaves
+            elif type(s) is Tensor or type(s) is LazyOp:
+                leaves = leaves | {id(s)}
         self.nodes = n
+        self.leaves = leaves
         self.site = (user_site(3) if STATE.debug or _explain.enabled or STATE.check_numerics
                      else None)
 
@@ -88,7 +97,7 @@ def lazy_elementwise(op, args, in_dt, out_dt, shape, device, arg):
     t = _new(None, shape, out_dt, device)
     attach(t, lop)
     _PENDING.add(lop)
-    if lop.nodes > MAX_GROUP_NODES or _n_inputs(lop) > MAX_GROUP_INPUTS:
+    if lop.nodes > MAX_GROUP_NODES or len(lop.leaves) > MAX_GROUP_INPUTS:
         realize_group([lop], "group size limit")
     return t
 
@@ -102,20 +111,6 @@ def lazy_reduce(name, x, axes, out_dt, oshape):
     attach(t, lop)
     _PENDING.add(lop)
     return t
-
-
-def _n_inputs(lop):
-    seen, leaves, stack = set(), set(), [lop]
-    while stack:
-        n = stack.pop()
-        for s in n.srcs:
-            if type(s) is LazyOp and s.buf is None:
-                if id(s) not in seen:
-                    seen.add(id(s))
-                    stack.append(s)
-            elif type(s) is not LazyOp and type(s) is Tensor or type(s) is LazyOp:
-                leaves.add(id(s))
-    return len(leaves)
 
 
 # ---------------------------------------------------------------------------
