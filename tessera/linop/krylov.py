@@ -35,6 +35,8 @@ def cg(xp, mv, b, x, tol, maxiter, prec=None, callback=None):
     p = z.copy()
     rz = _dot(xp, r, z)
     rn = math.sqrt(_dot(xp, r, r))
+    if not math.isfinite(rn):
+        return (x, 0, rn) + _bad("cg", 0, rn)
     for k in range(maxiter):
         if rn <= tol:
             return x, k, rn, 0, "converged"
@@ -72,6 +74,8 @@ def minres(xp, mv, b, x, tol, maxiter, prec=None, callback=None):
     r1 = b - mv(x) if x.any() else b.copy()
     y = prec(r1) if prec else r1
     beta1 = _dot(xp, r1, y)
+    if not math.isfinite(beta1):
+        return (x, 0, beta1) + _bad("minres", 0, beta1)
     if beta1 < 0:
         return x, 0, float("nan"), -3, "the preconditioner is not positive definite"
     beta1 = math.sqrt(beta1)
@@ -189,6 +193,8 @@ def lsqr(xp, mv, rmv, b, x, atol, btol, maxiter, damp=0.0, callback=None):
     bnorm = math.sqrt(_dot(xp, b, b))
     u = b - mv(x) if x.any() else b.copy()
     beta = math.sqrt(_dot(xp, u, u))
+    if not math.isfinite(beta):
+        return (x, 0, beta) + _bad("lsqr", 0, beta)
     if beta == 0.0:
         return x, 0, 0.0, 0, "converged (b - A x0 = 0)"
     u = u / beta
