@@ -264,14 +264,44 @@ def parse_ptxas_log(log: str) -> dict:
     return out
 
 
-def compile_check_nvrtc(file_name, name_expressions, arch="sm_90", options=()) -> CompileReport:
-    """Compile every instantiation for `arch` with ptxas -v; raise KernelCompileError on error."""
+def _report_key(compiler, file_name, name_expressions, arch, options):
+    return cache_key(read_source(file_name), included_headers(file_name), options, name_expressions,
+                     arch, compiler)
+
+
+def _cached_report(key):
+    """A stored CompileReport for exactly these inputs (successful checks only), or None."""
+    hit = DiskCache(cache_dir() / "checks").get(key)
+    if hit is None:
+        return None
+    meta = hit[1]["report"]
+    kernels = {n: KernelResources(**r) for n, r in meta["kernels"].items()}
+    return CompileReport(meta["file_name"], meta["arch"], meta["compiler"], kernels, hit[0].decode(), 0.0)
+
+
+def _store_report(key, rep):
+    meta = {"file_name": rep.file_name, "arch": rep.arch, "compiler": rep.compiler,
+            "kernels": {n: vars(r) for n, r in rep.kernels.items()}}
+    try:
+        DiskCache(cache_dir() / "checks").put(key, rep.log.encode(), {"report": meta})
+    except OSError:
+        pass  # a read-only cache only costs a recompile next time
+
+
+def compile_check_nvrtc(file_name, name_expressions, arch="sm_90", options=(), use_cache=True) -> CompileReport:
+    """Compile every instantiation for `arch` with ptxas -v; raise KernelCompileError on error.
+    A successful report is cached under $TESSERA_CACHE_DIR/checks, keyed like kernels
+    (sources, headers, options, names, arch, NVRTC version): unchanged kernels are not rebuilt."""
+    key = _report_key(nvrtc_version(), file_name, name_expressions, arch, options)
+    if use_cache and (rep := _cached_report(key)) is not None:
+        return rep
     t0 = time.perf_counter()
     _, lowered, log = nvrtc_compile(file_name, name_expressions, arch, list(options) + ["-Xptxas=-v"])
     by_mangled = parse_ptxas_log(log)
     rep = CompileReport(file_name, arch, nvrtc_version(), log=log, seconds=time.perf_counter() - t0)
     for n, low in lowered.items():
         rep.kernels[n] = by_mangled.get(low, KernelResources())
+    _store_report(key, rep)
     return rep
 
 
@@ -280,7 +310,18 @@ def hipcc_path():
     return shutil.which("hipcc")
 
 
-def compile_check_hipcc(file_name, name_expressions, arch="gfx90a", options=()) -> CompileReport:
+_hipcc_version_cache: dict = {}
+
+
+def hipcc_version(hipcc) -> str:
+    if hipcc not in _hipcc_version_cache:
+        env = dict(os.environ, HIP_PLATFORM="amd")
+        out = subprocess.run([hipcc, "--version"], capture_output=True, text=True, env=env)
+        _hipcc_version_cache[hipcc] = "hipcc:" + (out.stdout + out.stderr).strip()
+    return _hipcc_version_cache[hipcc]
+
+
+def compile_check_hipcc(file_name, name_expressions, arch="gfx90a", options=(), use_cache=True) -> CompileReport:
     """Full device compile for an AMD GPU: a .cpp includes the .cu and takes the address
     of every instantiation (which instantiates it for the device), then
     `HIP_PLATFORM=amd hipcc --offload-arch=ARCH --cuda-device-only -c` builds device code
@@ -288,6 +329,9 @@ def compile_check_hipcc(file_name, name_expressions, arch="gfx90a", options=()) 
     hipcc = hipcc_path()
     if hipcc is None:
         raise FileNotFoundError("hipcc not found")
+    key = _report_key(hipcc_version(hipcc), file_name, name_expressions, arch, options)
+    if use_cache and (cached := _cached_report(key)) is not None:
+        return cached
     t0 = time.perf_counter()
     refs = ",\n".join(f"  reinterpret_cast<const void*>(&{n})" for n in name_expressions)
     src = f'#include "{file_name}"\nconst void* tessera_instantiations[] = {{\n{refs}\n}};\n'
@@ -323,6 +367,7 @@ def compile_check_hipcc(file_name, name_expressions, arch="gfx90a", options=()) 
                 cur.spill_loads += v
             else:
                 cur.shared_bytes = v
+    _store_report(key, rep)
     return rep
 
 
@@ -385,6 +430,8 @@ class KernelModule:
                     binary, lowered, _ = nvrtc_compile(self.file_name, self.name_expressions, arch, self.options)
                     cache.put(key, binary, {"lowered": lowered, "file": self.file_name, "arch": arch,
                                             "compiler": version, "names": self.name_expressions})
+                    if os.environ.get("TESSERA_KEEP_KERNEL_SOURCE"):  # debugging: source beside binary
+                        _atomic_write(cache.root / f"{key}.cu", source.encode())
                     hit = cache.get(key)
                 if hit is not None:
                     self._module = cupy.RawModule(path=str(cache.root / f"{key}.bin"))

@@ -164,3 +164,19 @@ def test_get_kernel_compiles_once_then_hits_the_disk_cache(tmp_path, monkeypatch
         loader.clear_memory_cache()
     assert [e["kind"] for e in events] == ["compile", "cache_hit", "compile"]
     assert len({e["source_hash"] for e in events}) == 1 and events[0]["name"] == "cast.cu:cast<f32,f16,false>"
+
+
+def test_compile_check_reports_are_cached_per_input(tmp_path, monkeypatch):
+    try:
+        from cuda.bindings import nvrtc  # noqa: F401
+    except Exception:
+        pytest.skip("cuda.bindings.nvrtc not importable")
+    if not loader.cuda_include_dirs():
+        pytest.skip("no CUDA toolkit headers for NVRTC")
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    first = loader.compile_check_nvrtc("cast.cu", ["cast<f32,f16,false>"], arch="sm_80")
+    assert first.seconds > 0 and first.kernels["cast<f32,f16,false>"].registers > 0
+    again = loader.compile_check_nvrtc("cast.cu", ["cast<f32,f16,false>"], arch="sm_80")
+    assert again.seconds == 0.0 and again.kernels == first.kernels and "ptxas" in again.log
+    other = loader.compile_check_nvrtc("cast.cu", ["cast<f32,f16,false>"], arch="sm_90")
+    assert other.seconds > 0  # another arch is another key

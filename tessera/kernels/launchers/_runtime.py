@@ -32,6 +32,7 @@ def _device_facts(device_id: int):
     return {"platform": "hip" if c.cuda.runtime.is_hip else "cuda",
             "warp_size": int(props.get("warpSize", 32)),
             "sm_count": int(props.get("multiProcessorCount", 80)),
+            "cc": int(props.get("major", 0)) * 10 + int(props.get("minor", 0)),
             "name": props.get("name", b"?").decode() if isinstance(props.get("name"), bytes) else str(props.get("name"))}
 
 

@@ -66,7 +66,10 @@ def matmul(a, b, *, out=None, trans_a: bool = False, trans_b: bool = False, bias
         raise ValueError(f"[matmul] out must be a contiguous {shape} {a.dtype} array")
     if out.size == 0:
         return out
-    platform = rt.device_facts()["platform"]
+    facts = rt.device_facts()
+    platform = facts["platform"]
+    if platform == "cuda" and facts["cc"] < (80 if dt == "bf16" else 70):
+        platform = "simt"  # no tensor cores for this dtype before sm_80 (bf16) / sm_70 (fp16)
     cfg = matmul_config(dt, M, N, K, tile=tile, platform=platform)
     name = matmul_name(dt, cfg.tile, trans_a, trans_b, activation, platform)
     grid, block, smem = matmul_geometry(cfg, M, N, batch)
