@@ -398,13 +398,15 @@ def set_check_numerics(enabled=True, overflow=None):
             _reset()
             _sub = subscribe(_checker)
     else:
-        if _flags is not None and _flags.ring:
-            _flags.poll()
-        if _sub is not None:
-            _sub.remove()
-            _sub = None
-        STATE.check_numerics = False
-        STATE.check_numerics_opts = None
+        try:
+            if _flags is not None and _flags.ring:
+                _flags.poll()  # a pending device-side finding is reported now
+        finally:
+            if _sub is not None:
+                _sub.remove()
+                _sub = None
+            STATE.check_numerics = False
+            STATE.check_numerics_opts = None
 
 
 def is_check_numerics_enabled():
