@@ -23,7 +23,8 @@ class DType:
     """A tessera dtype: a name, a kind ('b' bool, 'i' signed, 'u' unsigned,
     'f' float, 'c' complex) and a size. Compared by identity: one object per dtype."""
 
-    __slots__ = ("name", "kind", "itemsize", "np_storage", "cuda_storage", "bits", "aliases")
+    __slots__ = ("name", "kind", "itemsize", "np_storage", "cuda_storage", "bits", "aliases",
+                 "is_differentiable")
 
     def __init__(self, name, kind, itemsize, np_storage, cuda_storage, aliases=()):
         self.name = name
@@ -34,6 +35,8 @@ class DType:
         # CuPy has no bf16/fp8: those are stored as unsigned words of the same width.
         self.cuda_storage = np.dtype(cuda_storage)
         self.aliases = aliases
+        # a plain attribute, not a property: the tape checks it on every op
+        self.is_differentiable = kind in "fc"
 
     @property
     def is_floating(self):
@@ -50,10 +53,6 @@ class DType:
     @property
     def is_bool(self):
         return self.kind == "b"
-
-    @property
-    def is_differentiable(self):
-        return self.kind in "fc"
 
     def __repr__(self):
         return f"tessera.{self.name}"

@@ -106,7 +106,8 @@ class ArrayBackend:
     def store(self, arr, dtype):
         """Convert a computed array into `dtype`'s storage (rounding as the dtype does)."""
         sd = self.storage_dtype(dtype)
-        if arr.dtype != sd:
+        ad = arr.dtype
+        if ad is not sd and ad != sd:  # identity first: NumPy's builtin dtypes are singletons
             arr = arr.astype(sd)
         return arr
 
@@ -228,11 +229,48 @@ class ArrayBackend:
         x = self.compute(buf, src)
         if dst.kind == "b":
             return self.store(x != 0, dst)
+        if src.kind == "c" and dst.kind != "c":  # keep the real part, without ComplexWarning
+            x = x.real
         return self.store(x.astype(self.compute_dtype(dst)), dst)
 
     def scatter_add(self, target, index, values):
         """target[index] += values, accumulating repeated indices (in place)."""
         self.xp.add.at(target, index, values)
+
+    def grouped_matmul(self, x, w, offsets, dtype, trans_w=False):
+        """Rows offsets[g]:offsets[g+1] of x (R, K) times w[g] (w (G, K, N), or
+        (G, N, K) read transposed): the MoE expert step. One BLAS call per
+        non-empty group, written in place into one output (the CUDA backend runs
+        all groups in one kernel, grouped_matmul.cu)."""
+        xp = self.xp
+        low = dtype.kind == "f" and dtype.itemsize < 4  # no half GEMM in CPU BLAS
+        xc, wc = self.compute(x, dtype), self.compute(w, dtype)
+        if low:
+            xc, wc = xc.astype(np.float32), wc.astype(np.float32)
+        n = w.shape[1] if trans_w else w.shape[2]
+        out = xp.empty((x.shape[0], n), dtype=xc.dtype)
+        offs = [int(o) for o in (offsets.tolist() if hasattr(offsets, "tolist") else offsets)]
+        for g in range(len(offs) - 1):
+            a, b = offs[g], offs[g + 1]
+            if b > a:
+                xp.matmul(xc[a:b], wc[g].T if trans_w else wc[g], out=out[a:b])
+        out[offs[-1]:] = 0  # rows past the last group (dropped tokens) are defined as 0
+        return self.store(out, dtype)
+
+    def grouped_matmul_wgrad(self, x, dy, offsets, dtype):
+        """dW[g] = x[rows of g].T @ dy[rows of g], (G, K, N); zeros for empty groups."""
+        xp = self.xp
+        low = dtype.kind == "f" and dtype.itemsize < 4
+        xc, dc = self.compute(x, dtype), self.compute(dy, dtype)
+        if low:
+            xc, dc = xc.astype(np.float32), dc.astype(np.float32)
+        offs = [int(o) for o in (offsets.tolist() if hasattr(offsets, "tolist") else offsets)]
+        out = xp.zeros((len(offs) - 1, x.shape[1], dy.shape[1]), dtype=xc.dtype)
+        for g in range(len(offs) - 1):
+            a, b = offs[g], offs[g + 1]
+            if b > a:
+                xp.matmul(xc[a:b].T, dc[a:b], out=out[g])
+        return self.store(out, dtype)
 
     def copy(self, buf):
         return buf.copy()

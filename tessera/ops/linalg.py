@@ -11,6 +11,7 @@ from .. import dtypes as _dt
 from .._config import STATE
 from ..errors import DTypeError, ShapeError, fmt_shapes_aligned
 from ..tensor import Tensor
+from .movement import reshape
 from ._dispatch import apply_op, broadcast_shapes, same_device, to_tensor
 
 
@@ -32,15 +33,14 @@ def matmul(x1, x2):
     >>> ts.matmul(ts.ones((2, 3)), ts.ones((3, 4))).shape
     (2, 4)
     """
-    from .movement import reshape
     if type(x1) is not Tensor or type(x2) is not Tensor:  # QuantizedTensor operands
         from ..precision.qmatmul import maybe_qmatmul
         r = maybe_qmatmul(x1, x2)
         if r is not None:
             return r
-    a = to_tensor("matmul", x1)
-    b = to_tensor("matmul", x2)
-    dev = same_device("matmul", a, b)
+    a = x1 if type(x1) is Tensor else to_tensor("matmul", x1)
+    b = x2 if type(x2) is Tensor else to_tensor("matmul", x2)
+    dev = a.device if a.device is b.device else same_device("matmul", a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(f"[matmul] operands must be at least 1-D, got shapes {a.shape} and "
                          f"{b.shape}; use multiply for scalars")
@@ -58,7 +58,8 @@ def matmul(x1, x2):
     if a.shape[-1] != b.shape[-2]:
         raise ShapeError(f"[matmul] shapes {a.shape} and {b.shape}: inner dimensions "
                          f"{a.shape[-1]} and {b.shape[-2]} differ")
-    batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
+    batch = () if a.ndim == 2 and b.ndim == 2 else \
+        broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
     dt = _dt.promote(a.dtype, b.dtype)
     backend = dev.backend
     adt, bdt = a.dtype, b.dtype
