@@ -10,7 +10,9 @@ from .layers import (GELU, CrossEntropyLoss, Dropout, Embedding, Identity, Layer
                      ModuleList, MSELoss, ReLU, Sequential, Sigmoid, Tanh, cross_entropy)
 from .module import IncompatibleKeys, Module, Parameter
 from .quantized import QuantizedLinear, quantize_
+from .moe import HierarchicalMoE, HierarchicalRouter, MoE
 
 __all__ = ["Module", "Parameter", "IncompatibleKeys", "Linear", "Embedding", "LayerNorm",
            "Dropout", "ReLU", "GELU", "Tanh", "Sigmoid", "Identity", "Sequential", "ModuleList",
-           "CrossEntropyLoss", "MSELoss", "cross_entropy", "QuantizedLinear", "quantize_"]
+           "CrossEntropyLoss", "MSELoss", "cross_entropy", "QuantizedLinear", "quantize_",
+           "MoE", "HierarchicalMoE", "HierarchicalRouter"]

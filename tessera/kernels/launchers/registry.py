@@ -141,6 +141,23 @@ def qgemm_instantiations(platform: str) -> list:
     return out + [qgemm_wo_name(d, b) for d in QGEMM_WO_DTYPES for b in (8, 4)]
 
 
+# ---- grouped matmul (grouped_matmul.cu): the expert step of a mixture of experts ----
+GROUPED_DTYPES = FLOATS
+GROUPED_TILES = {"fp64": (64, 64, 8), "fp32": (64, 64, 16), "fp16": (64, 64, 16), "bf16": (64, 64, 16)}
+
+
+def grouped_matmul_name(dtype: str, trans_w: bool = False) -> str:
+    bm, bn, bk = GROUPED_TILES[dtype]
+    tm, tn = simt_micro(bm, bn)
+    return f"grouped_matmul<{CTYPE[dtype]},{bm},{bn},{bk},{tm},{tn},{'true' if trans_w else 'false'}>"
+
+
+def grouped_wgrad_name(dtype: str) -> str:
+    bm, bn, bk = GROUPED_TILES[dtype]
+    tm, tn = simt_micro(bm, bn)
+    return f"grouped_matmul_wgrad<{CTYPE[dtype]},{bm},{bn},{bk},{tm},{tn}>"
+
+
 def _build(platform: str) -> dict:
     inst: dict = {}
     inst["reduce.cu"] = [reduce_name(lay, op, dt) for op, (_, dts) in REDUCE_OPS.items()
@@ -166,6 +183,8 @@ def _build(platform: str) -> dict:
     inst["cast.cu"] = ([cast_name(s, d) for s in ALL_DTYPES for d in ALL_DTYPES]
                        + [cast_name(s, d, True) for s in SAT_CAST_SOURCES for d in ("fp8_e4m3", "fp8_e5m2")])
     inst["qgemm.cu"] = qgemm_instantiations(platform)
+    inst["grouped_matmul.cu"] = ([grouped_matmul_name(dt, tw) for dt in GROUPED_DTYPES for tw in (False, True)]
+                                 + [grouped_wgrad_name(dt) for dt in GROUPED_DTYPES])
     return {f: list(dict.fromkeys(v)) for f, v in inst.items()}
 
 
