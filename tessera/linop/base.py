@@ -96,17 +96,43 @@ class LinearOperator:
     def positive_definite(self):
         return self.definite == "pos"
 
+    def declare(self, symmetric=None, definite=None):
+        """A copy with declared properties (what `solve` picks its method from and
+        `check_symmetric` probes): `(D.H @ K @ D).declare(symmetric=True)`."""
+        new = copy.copy(self)
+        if symmetric is not None:
+            new.symmetric = bool(symmetric)
+        if definite is not None:
+            if definite not in ("pos", "neg", "psd", "nsd"):
+                raise PropertyError(f"[linop.declare] definite={definite!r}; accepted: "
+                                    "'pos', 'neg', 'psd', 'nsd'")
+            new.definite = definite
+        return new
+
     # -- application --------------------------------------------------------
     def _matvec(self, x):  # pragma: no cover - abstract
         raise NotImplementedError(f"[linop] {type(self).__name__} has no _matvec")
 
     def _rmatvec(self, y):
-        from ..autograd.functional import vjp
+        from .._config import STATE
+        from ..autograd.engine import grad
+        from ..autograd.grad_mode import enable_grad
         from ..ops.creation import zeros
-        # linear: the VJP at any point is the adjoint; 0 keeps the probe cheap
+        # Linear: the VJP at any point is the adjoint; at 0 the probe is cheap. The
+        # result must stay differentiable in y (and in the operator's tensors) when
+        # an outer tape needs it, hence create_graph then.
+        outer = STATE.grad_enabled and (y.requires_grad or
+                                        any(t.requires_grad for t in self.tensors()))
         x0 = zeros(self.domain_shape, dtype=y.dtype, device=y.device)
-        _, fn = vjp(self._matvec, x0)
-        return fn(y)[0]
+        x0.requires_grad = True
+        with enable_grad():
+            out = self._matvec(x0)
+            if not out.requires_grad:  # does not depend on x: the zero operator
+                return zeros(self.domain_shape, dtype=y.dtype, device=y.device)
+            g = grad(out, x0, grad_outputs=y, create_graph=outer, allow_unused=True)
+        if g is None:
+            return zeros(self.domain_shape, dtype=y.dtype, device=y.device)
+        return g if outer else g.detach()
 
     def _fit(self, op, x, shape):
         from ..ops.creation import asarray
