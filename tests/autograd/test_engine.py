@@ -397,10 +397,12 @@ def test_backward_through_lazy_path_matches_eager():
             assert y.is_lazy == (mode == "default")
             ts.sum(ts.tanh(y)).backward()
             grads.append(x.grad.numpy().astype(np.float64))
-    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+    # 1 - tanh(y)**2 cancels where tanh(y) is near 1: a 1-ulp difference between the
+    # fused kernel's fp32 tanh and NumPy's becomes ~1e-6 absolute in the gradient there.
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=5e-6)
     e = np.exp(a) * np.sqrt(a) + a * a
     ref = (1 - np.tanh(e) ** 2) * (np.exp(a) * np.sqrt(a) + np.exp(a) / (2 * np.sqrt(a)) + 2 * a)
-    np.testing.assert_allclose(grads[0], ref, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(grads[0], ref, rtol=1e-4, atol=5e-6)
 
 
 def test_inplace_on_saved_lazy_tensor_raises():
