@@ -27,6 +27,7 @@ from . import fusion, op, schedule
 from . import graph, profiler
 from .numerics import check_numerics, set_check_numerics
 from . import interop
+from . import fft
 from .interop.dlpack import from_dlpack
 from . import precision
 from .precision import amp
