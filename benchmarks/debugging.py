@@ -99,6 +99,8 @@ def bench(quick):
                      "profile x": t_prof / base, "spans/step": spans})
     table(rows, ["config", "plain ms", "numerics ms", "numerics x", "profile ms", "profile x",
                  "spans/step"])
+    print(f"best of {repeat} x {number} steps, variants interleaved; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores during the run")
     print("targets (GPU): numerics x <= 1.3, profile x <= 1.1")
     print()
     step = make_step(*CONFIGS["medium (fused)"], dev)
