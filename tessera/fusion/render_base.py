@@ -156,3 +156,7 @@ class Renderer:
     def stmts_at(self, ir: LoopIR, level: int, load_of, indent: str) -> list:
         names = {s.var: f"v{s.var}" for s in ir.stmts}
         return [indent + self.stmt_line(s, names, load_of) for s in ir.stmts if s.level == level]
+
+    def stmts_at_levels(self, ir: LoopIR, levels, load_of, indent: str) -> list:
+        names = {s.var: f"v{s.var}" for s in ir.stmts}
+        return [indent + self.stmt_line(s, names, load_of) for s in ir.stmts if s.level in levels]

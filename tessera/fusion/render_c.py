@@ -104,79 +104,10 @@ class CRenderer(Renderer):
         return o
 
     def _reduce(self, ir: LoopIR):
-        nd, nin = ir.ndim, ir.nin
-        kd = [d for d in range(nd) if not ir.reduced[d]]
-        rd = [d for d in range(nd) if ir.reduced[d]]
-        rl = rd[-1]
-        o = ["  int64_t O = 1, R = 1;"]
-        o += [f"  O *= shape[{d}];" for d in kd] + [f"  R *= shape[{d}];" for d in rd]
-        o.append("  if (O == 0) return;")
-        self._kernel_level(ir, o)
-        o += ["  #pragma omp parallel for schedule(static) if (O * R >= TS_OMP_MIN && O > 1)",
-              "  for (int64_t o = 0; o < O; o++) {", "    int64_t rem = o;"]
-        slots = self._slots(ir, (ROW, ELEM))
-        for k in slots:
-            o.append(f"    int64_t b{k} = 0;")
-        for d in reversed(kd):
-            o.append(f"    {{ int64_t i = rem % shape[{d}]; rem /= shape[{d}];")
-            o += [f"      b{k} += i * strides[{k * nd + d}];" for k in slots
-                  if ir.in_classes[k][d] != BCAST]
-            o.append("    }")
-        o += self.stmts_at(ir, ROW, lambda k: f"((const {DTYPES[ir.in_dtypes[k]].storage} *)"
-                                              f"ptrs[{k}])[b{k}]", "    ")
-        accs = []
-        for m, (v, dt, op) in enumerate(ir.outs):
-            lane, wide = self.acc_types(op, dt)
-            accs.append((m, v, dt, op, lane, wide))
-            o.append(f"    {self._ct(wide)} w{m} = {self.identity(op, wide)};")
-        o += [f"    const int64_t L = shape[{rl}], nouter = L ? R / L : 0;",
-              f"    int64_t ridx[{max(len(rd) - 1, 1)}] = {{0}};",
-              "    for (int64_t r = 0; r < nouter; r++) {"]
-        for k in self._slots(ir, (ELEM,)):
-            st = DTYPES[ir.in_dtypes[k]].storage
-            off = " + ".join([f"b{k}"] + [f"ridx[{q}] * strides[{k * nd + d}]"
-                                          for q, d in enumerate(rd[:-1])
-                                          if ir.in_classes[k][d] != BCAST])
-            o.append(f"      const {st} *restrict p{k} = (const {st} *)ptrs[{k}] + {off};")
-            if ir.in_classes[k][rl] != BCAST:
-                o.append(f"      const int64_t s{k} = strides[{k * nd + rl}];")
-        o += ["      for (int64_t j0 = 0; j0 < L; j0 += TS_RBLOCK) {",
-              "        const int64_t jn = j0 + TS_RBLOCK < L ? j0 + TS_RBLOCK : L;"]
-        for m, v, dt, op, lane, wide in accs:
-            o.append(f"        {self._ct(lane)} a{m}[TS_LANES];")
-            o.append(f"        for (int l = 0; l < TS_LANES; l++) a{m}[l] = {self.identity(op, lane)};")
-
-        def ld(k):
-            c = ir.in_classes[k][rl]
-            return f"p{k}[jj]" if c == UNIT else (f"p{k}[jj * s{k}]" if c == STRIDED else f"p{k}[0]")
-        elem = self.stmts_at(ir, ELEM, ld, "            ")
-        o += ["        int64_t j = j0;", "        for (; j + TS_LANES <= jn; j += TS_LANES) {",
-              "          #pragma omp simd", "          for (int l = 0; l < TS_LANES; l++) {",
-              "            const int64_t jj = j + l;"] + elem
-        o += [f"            a{m}[l] = {self.combiner(op, lane)}(a{m}[l], ({self._ct(lane)})v{v});"
-              for m, v, dt, op, lane, wide in accs]
-        o += ["          }", "        }", "        for (; j < jn; j++) {",
-              "            const int64_t jj = j;"] + elem
-        o += [f"            a{m}[0] = {self.combiner(op, lane)}(a{m}[0], ({self._ct(lane)})v{v});"
-              for m, v, dt, op, lane, wide in accs]
-        o.append("        }")
-        o += [f"        for (int l = 0; l < TS_LANES; l++) w{m} = "
-              f"{self.combiner(op, wide)}(w{m}, ({self._ct(wide)})a{m}[l]);"
-              for m, v, dt, op, lane, wide in accs]
-        o.append("      }")
-        if len(rd) > 1:
-            o.append(f"      for (int q = {len(rd) - 2}; q >= 0; q--) {{")
-            o.append(f"        static const int rdims[{len(rd) - 1}] = {{{', '.join(map(str, rd[:-1]))}}};")
-            o.append("        if (++ridx[q] < shape[rdims[q]]) break;")
-            o.append("        ridx[q] = 0;")
-            o.append("      }")
-        o.append("    }")
-        for m, v, dt, op, lane, wide in accs:
-            st = DTYPES[dt].storage
-            val = self.store_expr(f"w{m}", dt, "fp64" if wide == "f64" else ("int64" if wide == "i64" else None))
-            o.append(f"    (({st} *)ptrs[{nin + m}])[o] = {val};")
-        o.append("  }")
-        return o
+        from . import render_c_reduce
+        if ir.reduced[-1]:
+            return render_c_reduce.rows(self, ir)
+        return render_c_reduce.cols(self, ir)
 
     @staticmethod
     def _ct(sfx):

@@ -12,6 +12,7 @@ and the fallback when no C compiler exists.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -54,8 +55,58 @@ def _check_inputs(p, inputs):
                             f"as {p.in_dtype[slot]} ({want})")
 
 
+class _OutputPool:
+    """Recycled CPU output buffers of big kernels.
+
+    A fresh 64 MB output costs ~10 ms of page faults (the kernel zeroes every page
+    at first touch), as long as the fused kernel itself on this machine.  Outputs
+    of at least `MIN_BYTES` are therefore views of pooled raw blocks; a block whose
+    only reference left is the pool's (every view dropped: NumPy points all views
+    at the owning block) is handed out again for the next output of the same byte
+    size.  At most `MAX_IDLE_BYTES` of idle blocks are kept (TESSERA_CPU_POOL_MB,
+    0 turns the pool off), the way CuPy's pool serves GPU buffers."""
+    MIN_BYTES = 1 << 22
+
+    def __init__(self):
+        import os
+        self.max_idle = int(float(os.environ.get("TESSERA_CPU_POOL_MB", "512")) * (1 << 20))
+        self.blocks: dict = {}   # nbytes -> [raw uint8 arrays]
+
+    def empty(self, shape, dt):
+        n = dt.itemsize
+        for s in shape:
+            n *= s
+        if n < self.MIN_BYTES or self.max_idle <= 0:
+            return np.empty(shape, dt)
+        lst = self.blocks.setdefault(n, [])
+        getref = sys.getrefcount
+        for raw in lst:
+            if getref(raw) <= 3:  # the list, the loop variable, getrefcount's argument
+                return raw.view(dt).reshape(shape)
+        self._trim(n)
+        raw = np.empty(n, np.uint8)
+        lst.append(raw)
+        return raw.view(dt).reshape(shape)
+
+    def _trim(self, incoming):
+        idle = [(n, raw) for n, lst in self.blocks.items() for raw in lst if sys.getrefcount(raw) <= 3]
+        total = sum(n for n, _ in idle) + incoming
+        for n, raw in idle:
+            if total <= self.max_idle:
+                break
+            self.blocks[n] = [r for r in self.blocks[n] if r is not raw]
+            total -= n
+
+    def clear(self):
+        self.blocks.clear()
+
+
+_pool = _OutputPool()
+
+
 def _alloc(p, lay, out, xp):
     res, tmp = [], []
+    empty = _pool.empty if xp is np else xp.empty
     for m, o in enumerate(p.outputs):
         dt = numpy_dtype(o.dtype)
         given = out[m] if out is not None else None
@@ -63,7 +114,7 @@ def _alloc(p, lay, out, xp):
                 and given.flags.c_contiguous):
             res.append(given)
         else:
-            res.append(xp.empty(lay.out_shape, dt))
+            res.append(empty(lay.out_shape, dt))
             if given is not None:
                 tmp.append((given, res[-1]))
     return res, tmp
