@@ -330,7 +330,9 @@ sinh = _define("sinh", 1, "float", lambda g, x, y, o: (g * cosh(x),), "x")
 cosh = _define("cosh", 1, "float", lambda g, x, y, o: (g * sinh(x),), "x")
 tanh = _define("tanh", 1, "float", lambda g, x, y, o: (g * (1 - o * o),), "out")
 asinh = _define("asinh", 1, "float", lambda g, x, y, o: (g * rsqrt(x * x + 1),), "x")
-acosh = _define("acosh", 1, "float", lambda g, x, y, o: (g * rsqrt(x * x - 1),), "x")
+# acosh: 1/(sqrt(x-1) sqrt(x+1)), not rsqrt(x*x-1): equal for real x, but only the
+# product form has the branch cuts of complex acosh
+acosh = _define("acosh", 1, "float", lambda g, x, y, o: (g / (sqrt(x - 1) * sqrt(x + 1)),), "x")
 atanh = _define("atanh", 1, "float", lambda g, x, y, o: (g / (1 - x * x),), "x")
 erf = _define("erf", 1, "real_float",
               lambda g, x, y, o: (g * exp(-x * x) * 1.1283791670955126,), "x")
