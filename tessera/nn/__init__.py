@@ -10,9 +10,11 @@ from .layers import (GELU, CrossEntropyLoss, Dropout, Embedding, Identity, Layer
                      ModuleList, MSELoss, ReLU, Sequential, Sigmoid, Tanh, cross_entropy)
 from .module import IncompatibleKeys, Module, Parameter
 from .quantized import QuantizedLinear, quantize_
-from .moe import HierarchicalMoE, HierarchicalRouter, MoE
+from .moe import HierarchicalMoE, HierarchicalRouter, MoE, SpectralMoE
+from .spectral import SpectralConv1d, SpectralConv2d, SpectralConv3d
 
 __all__ = ["Module", "Parameter", "IncompatibleKeys", "Linear", "Embedding", "LayerNorm",
            "Dropout", "ReLU", "GELU", "Tanh", "Sigmoid", "Identity", "Sequential", "ModuleList",
            "CrossEntropyLoss", "MSELoss", "cross_entropy", "QuantizedLinear", "quantize_",
-           "MoE", "HierarchicalMoE", "HierarchicalRouter"]
+           "MoE", "SpectralMoE", "HierarchicalMoE", "HierarchicalRouter", "SpectralConv1d", "SpectralConv2d",
+           "SpectralConv3d"]

@@ -19,7 +19,7 @@ from ..errors import ShapeError
 from . import moe_ops as M
 from .module import Module, Parameter
 
-__all__ = ["MoE", "HierarchicalRouter", "HierarchicalMoE"]
+__all__ = ["MoE", "HierarchicalRouter", "HierarchicalMoE", "SpectralMoE"]
 
 
 def _ts():
@@ -71,6 +71,12 @@ class _RoutedLayer(Module):
             raise ShapeError(f"[{type(self).__name__}] k={k!r} must be an integer in "
                              f"1..{num_experts} (the number of experts)")
 
+    def dispatch(self, xt, p):
+        return M.dispatch(xt, p)
+
+    def combine(self, y, gates, p):
+        return M.combine(y, gates, p)
+
     def forward(self, x):
         ts = _ts()
         if x.shape[-1] != self.d_model:
@@ -86,7 +92,7 @@ class _RoutedLayer(Module):
                              f"{cap} slots per expert for {T} tokens, k={r.experts.shape[1]}, "
                              f"{self.num_experts} experts: every token would be dropped")
         p = M.plan(r.experts, self.num_experts, cap)
-        y = M.combine(self.run_experts(M.dispatch(xt, p), p), r.gates, p)
+        y = self.combine(self.run_experts(self.dispatch(xt, p), p), r.gates, p)
         self.aux_loss = M.load_balancing_loss(r.probs, p)
         dropped = p.num_dropped
         self.stats = {"tokens": T, "assignments": T * r.experts.shape[1], "capacity": cap,
@@ -229,3 +235,85 @@ class HierarchicalMoE(_RoutedLayer):
 
     def run_experts(self, xs, p):
         return self.experts(xs, p)
+
+
+class SpectralMoE(MoE):
+    """Experts that are spectral operators, each owning a band of frequencies.
+
+    A token is a signal of length n = d_model. Its rfft modes 0..E*b-1 are split
+    into E bands of b = (n//2+1) // E modes; expert e is a learnable real-linear
+    map of band e's coefficients (a (2b, 2b) matrix on [Re, Im]). The router
+    sends each token to k experts; the output is irfft of the gate-weighted bands
+    the chosen experts produced (bands nobody was routed to are 0, modes past
+    E*b are cut, as an FNO truncates). Dispatch gathers the (token, band) rows;
+    all experts run in one grouped matmul.
+
+    >>> import tessera as ts
+    >>> ts.nn.SpectralMoE(16, num_experts=3, k=2)(ts.ones((4, 16))).shape
+    (4, 16)
+    """
+
+    def __init__(self, d_model, num_experts, k=1, capacity_factor=None, noisy=False,
+                 warn_dropped=False, dtype="fp32", device=None, generator=None):
+        _RoutedLayer.__init__(self)
+        self._check_k(k, num_experts)
+        self.band = (d_model // 2 + 1) // num_experts
+        if self.band < 1:
+            raise ShapeError(f"[SpectralMoE] {num_experts} experts cannot split the "
+                             f"{d_model // 2 + 1} rfft modes of length {d_model}")
+        self.d_model, self.num_experts, self.k = d_model, num_experts, k
+        self.capacity_factor, self.noisy, self.normalize = capacity_factor, noisy, True
+        self.warn_dropped, self._gen = warn_dropped, generator
+        g = _gen(generator, device)
+        self.w_gate = _uniform(g, (d_model, num_experts), d_model, dtype, device)
+        if noisy:
+            self.w_noise = _uniform(g, (d_model, num_experts), d_model, dtype, device)
+        b2 = 2 * self.band
+        eye = _ts().reshape(_ts().eye(b2, dtype=dtype), (1, b2, b2))
+        self.w = Parameter((eye + g.uniform((num_experts, b2, b2), -0.1, 0.1, dtype=dtype)).to(device))
+        self.aux_loss, self.stats = None, {}
+
+    def _bands(self, xt):
+        """(T, E, 2b): each band's [Re, Im] coefficients."""
+        ts = _ts()
+        E, b = self.num_experts, self.band
+        X = ts.fft.rfft(xt, axis=-1)[:, :E * b]
+        X = ts.reshape(X, (xt.shape[0], E, b))
+        return ts.concat([ts.real(X), ts.imag(X)], axis=-1)
+
+    def dispatch(self, xt, p):
+        ts = _ts()
+        feats = ts.reshape(self._bands(xt), (-1, 2 * self.band))
+        return ts.take(feats, p.token * self.num_experts + p.expert, axis=0)
+
+    def run_experts(self, xs, p):
+        return M.grouped_matmul(xs, self.w, p.offsets)
+
+    def combine(self, y, gates, p):
+        ts = _ts()
+        T, E, b = p.num_tokens, self.num_experts, self.band
+        w = ts.take(ts.reshape(gates, (-1,)), p.assign) * ts.astype(p.kept, gates.dtype)
+        out = ts.zeros((T * E, 2 * b), dtype=y.dtype, device=y.device)
+        out = ts.index_add(out, p.token * E + p.expert, y * ts.reshape(w, (-1, 1)))
+        out = ts.reshape(out, (T, E, 2 * b))
+        spec = ts.reshape(ts.make_complex(out[..., :b], out[..., b:]), (T, E * b))
+        spec = ts.pad(spec, [(0, 0), (0, self.d_model // 2 + 1 - E * b)])
+        return ts.fft.irfft(spec, n=self.d_model, axis=-1)
+
+    def dense_reference(self, x):
+        """Per token: irfft of sum_j gate_j * (band e_j mapped by expert e_j)."""
+        ts = _ts()
+        xt = ts.reshape(x, (-1, self.d_model))
+        r = M.route(xt, self.w_gate, self.k)
+        bands = self._bands(xt)                                    # (T, E, 2b)
+        mapped = ts.einsum("tei,eio->teo", bands, self.w)          # every expert on its band
+        T, E, b = xt.shape[0], self.num_experts, self.band
+        sel = ts.zeros((T, E), dtype=xt.dtype, device=xt.device)
+        for j in range(self.k):
+            for e in range(E):
+                m = ts.astype(r.experts[:, j] == e, xt.dtype) * r.gates[:, j]
+                sel = sel + ts.reshape(m, (-1, 1)) * ts.astype(ts.arange(E) == e, xt.dtype)
+        out = mapped * ts.reshape(sel, (T, E, 1))
+        spec = ts.reshape(ts.make_complex(out[..., :b], out[..., b:]), (T, E * b))
+        spec = ts.pad(spec, [(0, 0), (0, self.d_model // 2 + 1 - E * b)])
+        return ts.reshape(ts.fft.irfft(spec, n=self.d_model, axis=-1), x.shape)
