@@ -12,6 +12,7 @@ and the fallback when no C compiler exists.
 """
 from __future__ import annotations
 
+import ctypes
 import sys
 import warnings
 
@@ -125,6 +126,57 @@ def run_cpu(outputs, inputs, shape, out=None) -> list:
     one generated C kernel.  `inputs[slot]` are NumPy arrays of shape `shape` (any strides,
     zero strides where broadcast).  Returns fresh C-contiguous arrays (or fills `out`)."""
     p = prepare(outputs)
+    if type(shape) is not tuple:
+        shape = tuple(shape)
+    arrs = [inputs[k] for k in p.slots]
+    # The per-call work is cached per (shape, strides, dtypes): layout analysis, kernel
+    # lookup and the argument arrays cost ~25 us; a hit costs a dict lookup.
+    ck = (shape, tuple([a.strides for a in arrs]), tuple([a.dtype for a in arrs]))
+    launch = p.kernels.get(ck)
+    if launch is None:
+        launch = _launch_for(p, inputs, shape)
+        if launch is None:
+            return _fallback(p, inputs, shape, out)
+        if len(p.kernels) > 64:
+            p.kernels.clear()
+        p.kernels[ck] = launch
+    elif compile_c._listeners:
+        compile_c.notify("cache_hit", launch.fn.__name__, 0.0, "c")
+    global _last_kernel
+    _last_kernel = launch.name
+    lay = launch.lay
+    res, tmp = _alloc(p, lay, out, np)
+    # a fresh pointer array per call: ctypes drops the GIL, another thread may launch too
+    ptrs = (ctypes.c_void_p * launch.nptr)()
+    for slot, a in zip(p.slots, arrs):
+        ptrs[slot] = a.ctypes.data
+    for m, r in enumerate(res):
+        ptrs[launch.nin + m] = r.ctypes.data
+    launch.fn(ptrs, *launch.args)
+    for dst, src in tmp:
+        np.copyto(dst, src)
+    return _merge(res, tmp) if tmp else res
+
+
+class _Launch:
+    """Everything about one (group, layout) launch except the buffers' addresses."""
+    __slots__ = ("lay", "fn", "name", "nin", "nptr", "args", "_keep")
+
+    def __init__(self, p, lay, fn):
+        nd = len(lay.shape)
+        nin = (max(p.slots) + 1) if p.slots else 0
+        strides = np.zeros(max(nin, 1) * nd, np.int64)
+        for slot, st in zip(p.slots, lay.strides):
+            strides[slot * nd:(slot + 1) * nd] = st
+        shp = np.array(lay.shape, np.int64)
+        fp, ip = _param_arrays(p)
+        self.lay, self.fn, self.name, self.nin = lay, fn, fn.__name__, nin
+        self.nptr = nin + len(p.outputs)
+        self._keep = (strides, shp, fp, ip)
+        self.args = tuple(ctypes.c_void_p(a.ctypes.data) for a in (shp, strides, fp, ip))
+
+
+def _launch_for(p, inputs, shape):
     _check_inputs(p, inputs)
     lay = analyze(p, inputs, shape)
     if p.axes is not None and lay.n == 0:
@@ -132,28 +184,11 @@ def run_cpu(outputs, inputs, shape, out=None) -> list:
     fn = _c_kernels.get(lay.key)
     if fn is None:
         if compile_c.compiler() is None:
-            return _fallback(p, inputs, shape, out)
+            return None
         fn = _compile_cpu(p, lay)
-    else:
-        compile_c.notify("cache_hit", fn.__name__, 0.0, "c") if compile_c._listeners else None
-    global _last_kernel
-    _last_kernel = fn.__name__
-    res, tmp = _alloc(p, lay, out, np)
-    nd = len(lay.shape)
-    nin = (max(p.slots) + 1) if p.slots else 0
-    ptrs = np.zeros(nin + len(res), np.intp)
-    strides = np.zeros(max(nin, 1) * nd, np.int64)
-    for slot, st in zip(p.slots, lay.strides):
-        ptrs[slot] = inputs[slot].ctypes.data
-        strides[slot * nd:(slot + 1) * nd] = st
-    for m, r in enumerate(res):
-        ptrs[nin + m] = r.ctypes.data
-    shp = np.array(lay.shape, np.int64)
-    fp, ip = _param_arrays(p)
-    fn(ptrs.ctypes.data, shp.ctypes.data, strides.ctypes.data, fp.ctypes.data, ip.ctypes.data)
-    for dst, src in tmp:
-        np.copyto(dst, src)
-    return _merge(res, tmp) if tmp else res
+    elif compile_c._listeners:
+        compile_c.notify("cache_hit", fn.__name__, 0.0, "c")
+    return _Launch(p, lay, fn)
 
 
 def _merge(res, tmp):

@@ -64,3 +64,36 @@ def test_empty_and_size1_reductions():
     s = run_cpu([alu("reduce_sum", alu("multiply", inp(0, "fp32"), const(2.0, "fp32")), arg=(1,))],
                 [y], y.shape)[0]
     np.testing.assert_array_equal(s, 2 * y)
+
+
+@pytest.mark.parametrize("axes", [(0,), (0, 1), (1,), (0, 2)])
+def test_big_reductions_parallel_paths(axes):
+    """Above the OpenMP threshold: full reductions split over threads (contiguous and
+    strided), leading-axis reductions in column blocks, with a broadcast operand."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((96, 130, 70)).astype(np.float32)[:, ::-1, :]
+    b = np.broadcast_to(rng.standard_normal((1, 1, 70)).astype(np.float32), x.shape)
+    y = alu("multiply", inp(0, "fp32"), inp(1, "fp32"))
+    s, mx = run_cpu([alu("reduce_sum", y, arg=axes), alu("reduce_max", y, arg=axes)], [x, b], x.shape)
+    yy = x.astype(np.float64) * b
+    np.testing.assert_allclose(s, yy.sum(axes, keepdims=True), rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(mx, (x * b).max(axes, keepdims=True))
+    full = run_cpu([alu("reduce_sum", y, arg=(0, 1, 2))], [x, b], x.shape)[0]
+    assert abs(float(full.ravel()[0]) - yy.sum()) < 1e-5 * np.abs(yy).sum()
+
+
+def test_output_pool_never_hands_out_a_live_buffer():
+    from tessera.fusion import runtime
+    x = np.ones(1 << 21, np.float32)  # 8 MB outputs: pooled
+    node = alu("add", inp(0, "fp32"), const(1.0, "fp32"))
+    a = run_cpu([node], [x], x.shape)[0]
+    view = a[10:20]
+    del a
+    b = run_cpu([alu("multiply", inp(0, "fp32"), const(3.0, "fp32"))], [x], x.shape)[0]
+    np.testing.assert_array_equal(view, 2.0)  # still alive through the view
+    del view
+    c = run_cpu([node], [x], x.shape)[0]
+    assert b.ctypes.data != c.ctypes.data and np.all(b == 3.0) and np.all(c == 2.0)
+    del c
+    d = run_cpu([node], [x], x.shape)[0]  # the released block is reused
+    assert any(d.base is raw for lst in runtime._pool.blocks.values() for raw in lst)
