@@ -7,7 +7,8 @@ same shapes/dtypes/devices without the Python front end (no dtype rules, no tape
 no Tensor objects in between); `@tessera.graph.trace` captures on the first call
 per input signature and replays afterwards. `g.dump_ir()` prints the Graph IR,
 Schedule IR and Tile IR as generic-form MLIR; `g.kernel_source(name)` the source
-of a kernel named there.
+of a kernel named there; `g.trace_execution()` replays once and returns a
+`tessera.profiler.Timeline` of every step, compile and cache hit.
 
 What replay keeps (like `jax.jit` and CUDA graphs):
 - Python control flow, `.item()`/`float(t)`/`.tolist()` reads and every non-tensor

@@ -45,7 +45,8 @@ class Graph:
     """A captured program: call it to replay on new inputs of the same shapes,
     dtypes and devices. `dump_ir()` prints its Graph/Schedule/Tile IR."""
 
-    def __init__(self, fn, rec, in_tree, in_specs, in_slots, out_tree, bindings, result):
+    def __init__(self, fn, rec, in_tree, in_specs, in_slots, out_tree, bindings, result,
+                 capture_inputs=None):
         self.fn = fn
         self.name = getattr(fn, "__name__", "graph")
         self.slots, self.ops, self.all_steps = rec.slots, rec.ops, rec.steps
@@ -68,6 +69,9 @@ class Graph:
         self._simple_args = all(p.startswith("args[") and p.count("[") == 1 for p, *_ in in_specs) \
             and not rec_kwargs(in_tree)
         self._kernels = None
+        # what `trace_execution()` with no arguments replays on (@trace drops them:
+        # its graphs live as long as the function and must not pin a batch each)
+        self._capture_inputs = list(capture_inputs or ())
 
     # -- replay -------------------------------------------------------------------
     def _check(self, args, kwargs):
@@ -101,25 +105,66 @@ class Graph:
                                   f"{device}, got a tensor on {t.device}")
         return [t for _, t in leaves]
 
-    def __call__(self, *args, **kwargs):
+    def _prepare(self, args, kwargs, tensors=None):
         if STATE.capture is not None:
             raise CaptureError(f"[graph] {self.name}: replaying a graph inside a capture is "
                                "not recorded; call the function itself (a @trace function "
                                "does so automatically)")
-        tensors = self._check(args, kwargs)
+        if tensors is None:
+            tensors = self._check(args, kwargs)
         if self._has_inplace:
             from ..fusion.lazy import _PENDING, flush_pending
             if _PENDING:
                 flush_pending("graph replay")  # pending groups may read what we write
+        return tensors
+
+    def _fill(self, tensors):
         v = self._init[:]
         for s, t in zip(self.in_slots, tensors):
             v[s] = t.data
-        for f in self._fns:
-            f(v)
+        return v
+
+    def _finish(self, tensors, v):
         for owner, idx, sid, shape, dtype, device in self.bindings:
             t = tensors[idx] if owner is None else owner
             t.grad = _new(v[sid], shape, dtype, device)
         return _build(self.out_tree, v)
+
+    def __call__(self, *args, **kwargs):
+        tensors = self._prepare(args, kwargs)
+        v = self._fill(tensors)
+        for f in self._fns:
+            f(v)
+        return self._finish(tensors, v)
+
+    def trace_execution(self, *args, device_timing=None, **kwargs):
+        """Replay the graph once and return a `tessera.profiler.Timeline` of every
+        step (kernel launch, host op, copy), compile and cache hit, with start and
+        duration: the seed's `graph.trace_execution()`. With no arguments it
+        replays on the tensors it was captured with (kept by the graph); the
+        replay has the graph's side effects (an optimizer step updates the
+        parameters). `device_timing` forces CUDA-event timing on or off (default:
+        on where a GPU is present). The replay's outputs are `timeline.result`.
+
+        >>> import tessera as ts
+        >>> g = capture(lambda x: (x * 2).sum(), ts.ones((3,)))
+        >>> tl = g.trace_execution()
+        >>> [s.name for s in tl.filter(cat="op")]
+        ['cpu.multiply', 'host.sum']
+        """
+        from .replay_trace import trace_replay
+        if not args and not kwargs and self.in_specs:
+            ins = self._capture_inputs
+            if len(ins) != len(self.in_specs):
+                raise CaptureError(f"[graph.trace_execution] {self.name}: this graph does "
+                                   "not keep the tensors it was captured with (@trace "
+                                   "graphs); pass inputs: g.trace_execution(*args)")
+            tensors = self._prepare((), {}, ins)
+        else:
+            tensors = self._prepare(args, kwargs)
+        out, tl = trace_replay(self, tensors, device_timing)
+        tl.result = out
+        return tl
 
     # -- introspection ----------------------------------------------------------------
     def kernels(self):
@@ -281,7 +326,8 @@ def capture(fn, *args, **kwargs):
         STATE.capture = None
     if rec.groups:
         raise CaptureError("[graph.capture] a fused group started but never finished")
-    return Graph(fn, rec, in_tree, in_specs, in_slots, out_tree, bindings, result)
+    return Graph(fn, rec, in_tree, in_specs, in_slots, out_tree, bindings, result,
+                 [t for _, t in leaves])
 
 
 def _distinct_inputs(args, kwargs, leaves):
@@ -338,7 +384,7 @@ def trace(fn=None, *, max_graphs=16):
                                    f"{max_graphs} input signatures captured; shapes or "
                                    "non-tensor arguments change on every call")
             g = graphs[key] = capture(fn, *args, **kwargs)
-            res, g.result = g.result, None
+            res, g.result, g._capture_inputs = g.result, None, []
             return res
         return g(*args, **kwargs)
     wrapper.graphs = graphs

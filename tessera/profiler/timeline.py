@@ -102,6 +102,7 @@ class Timeline:
     def __init__(self, spans=(), meta=None):
         self.spans = list(spans)
         self.meta = dict(meta or {})
+        self.result = None  # what the traced run returned (Graph.trace_execution)
         _nest(self.spans)
 
     @classmethod
