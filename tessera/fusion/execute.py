@@ -58,6 +58,10 @@ def build_ir(outputs, order, shape):
         return n
 
     for lop in order:
+        if lop.axes is not None:  # a row program's reduction (fusion mode "aggressive")
+            memo[id(lop)] = ir.Node(lop.op, lop.dtype.name, (operand(lop.srcs[0], lop.dtype),),
+                                    lop.axes)
+            continue
         if lop.op == "cast":
             srcs = (operand(lop.srcs[0], lop.in_dtype),)
         elif lop.op == "where":
@@ -68,7 +72,9 @@ def build_ir(outputs, order, shape):
         memo[id(lop)] = ir.Node(lop.op, lop.dtype.name, srcs, lop.arg)
     roots = []
     for o in outputs:
-        if o.axes is not None:
+        if o.axes is not None and id(o) in memo:
+            roots.append(memo[id(o)])
+        elif o.axes is not None:
             src = operand(o.srcs[0], o.dtype)
             roots.append(ir.Node(o.op, o.dtype.name, (src,), o.axes))
         else:
@@ -95,6 +101,12 @@ def evaluate(backend, outputs, order, shape):
 
     from .. import dtypes as _dt
     for lop in order:
+        if lop.axes is not None:  # row program reduction: keepdims, broadcast by its users
+            v = value(lop.srcs[0], lop.dtype)
+            vals[id(lop)] = backend.compute(backend.reduce(
+                _REDUCE_NAMES[lop.op], backend.store(v, lop.dtype), lop.dtype, lop.axes, True,
+                lop.dtype), lop.dtype)
+            continue
         if lop.op == "cast":
             v = value(lop.srcs[0], lop.in_dtype)
             out = backend.cast(backend.store(v, lop.in_dtype), lop.in_dtype, lop.dtype)
@@ -105,7 +117,9 @@ def evaluate(backend, outputs, order, shape):
         vals[id(lop)] = backend.compute(out, lop.dtype)
     res = []
     for o in outputs:
-        if o.axes is not None:
+        if o.axes is not None and id(o) in vals:
+            res.append(backend.store(vals[id(o)], o.dtype))
+        elif o.axes is not None:
             src = o.srcs[0]
             v = value(src, o.dtype)
             r = backend.reduce(_REDUCE_NAMES[o.op], backend.store(v, o.dtype), o.dtype,

@@ -147,9 +147,38 @@ def realize_group(roots, reason):
         _realize_same_shape(group, reason)
 
 
+def _row_reduce(s, shape):
+    """A pending reduction over the last axis of a `shape` value, kept as (1,)-wide rows:
+    under mode("aggressive") it stays inside the group as a row-program node."""
+    return (s.axes is not None and len(shape) >= 1 and s.axes == (len(shape) - 1,)
+            and s.shape == shape[:-1] + (1,) and s.srcs and getattr(s.srcs[0], "shape", None) == shape)
+
+
+def _boundary_reason(s, shape, consumer):
+    if s.axes is not None:
+        why = (f"boundary: {s.op}{list(s.shape)} over axes {list(s.axes)} (a reduction; "
+               f"mode('aggressive') fuses last-axis keepdims reductions)")
+    else:
+        why = f"boundary: {s.op} of shape {list(s.shape)} read by {consumer.op}{list(shape)}"
+    return why
+
+
+def _held_reason(nodes):
+    names = ", ".join(f"{n.op}{list(n.shape)}" + (f" made at {_fmt(n.site)}" if n.site else "")
+                      for n in nodes[:3])
+    return f"held by a live tensor ({names}{', ...' if len(nodes) > 3 else ''})"
+
+
+def _fmt(site):
+    from .._srcloc import fmt_site
+    return fmt_site(site)
+
+
 def _realize_same_shape(roots, reason):
     is_reduce = roots[0].axes is not None
     shape = roots[0].srcs[0].shape if is_reduce else roots[0].shape
+    row_ok = STATE.fusion_mode == "aggressive" and not is_reduce and len(shape) >= 1
+    rowshape = shape[:-1] + (1,) if row_ok else None
     # 1. walk the DAG; realize boundaries (reductions, other shapes) first
     order, seen = [], set()
 
@@ -166,9 +195,14 @@ def _realize_same_shape(roots, reason):
             stack.append((node, True))
             for s in node.srcs:
                 if type(s) is LazyOp and s.buf is None:
-                    if s.axes is not None or s.shape != shape:
-                        _realize_same_shape([s], "boundary: " + ("reduction" if s.axes is not None
-                                                                 else "different shape"))
+                    if row_ok and (_row_reduce(s, shape) or (
+                            s.axes is None and s.shape == rowshape and not s.alive())):
+                        # aggressive: the row program keeps last-axis reductions and the
+                        # per-row values computed from them (mean = sum / n, ...)
+                        if id(s) not in seen:
+                            stack.append((s, False))
+                    elif s.axes is not None or s.shape != shape:
+                        _realize_same_shape([s], _boundary_reason(s, shape, node))
                     elif id(s) not in seen:
                         stack.append((s, False))
     for r in roots:
@@ -177,7 +211,7 @@ def _realize_same_shape(roots, reason):
             if type(src) is LazyOp and src.buf is None:
                 if src.alive():
                     # someone holds the reduced value's input: it must exist anyway
-                    _realize_same_shape([src], "held by a live tensor")
+                    _realize_same_shape([src], _held_reason([src]))
                 else:
                     visit(src)
         else:
@@ -187,11 +221,12 @@ def _realize_same_shape(roots, reason):
     else:
         root_ids = {id(r) for r in roots}
         outputs = list(roots) + [n for n in order if id(n) not in root_ids and n.alive()]
+
     # interior nodes of a reduction group that are held must be realized first
     if is_reduce:
         held = [n for n in order if n.alive()]
         if held:
-            _realize_same_shape(held, "held by a live tensor")
+            _realize_same_shape(held, _held_reason(held))
             order = []
             seen.clear()
             for r in roots:

@@ -38,7 +38,7 @@ class Stmt:
 class LoopIR:
     name: str
     key: tuple
-    kind: str                  # "elementwise" | "reduce"
+    kind: str                  # "elementwise" | "reduce" | "row" (see render_row)
     ndim: int                  # coalesced iteration dims (>= 1)
     reduced: tuple             # per dim: True if reduced (all False for elementwise)
     nin: int                   # number of input slots (pointer args)
@@ -76,16 +76,20 @@ def prepare(outputs) -> Prepared:
     if not outputs:
         raise ValueError("[fusion] a kernel needs at least one output")
     red = [o.op in REDUCE_OPS for o in outputs]
-    if any(red) and not all(red):
-        raise ValueError("[fusion] outputs must be all elementwise or all reductions")
-    axes = None
-    if all(red):
-        axes = outputs[0].arg
+    order = toposort(outputs)
+    axes, kind = None, "elementwise"
+    rnodes = [n for n in order if n.op in REDUCE_OPS]
+    if rnodes and all(red) and not any(n.op in REDUCE_OPS for o in outputs for n in toposort(o.srcs)):
+        kind, axes = "reduce", outputs[0].arg
         if any(o.arg != axes for o in outputs):
             raise ValueError("[fusion] reduction outputs must reduce the same axes")
-    order = toposort(outputs)
-    if any(n.op in REDUCE_OPS for n in order if n not in outputs):
-        raise ValueError("[fusion] reductions may only be outputs (use the row program)")
+    elif rnodes:
+        # a row program: reductions over one (the last) axis feeding elementwise nodes
+        # or other reductions of the same row; checked against the shape in `analyze`
+        kind, axes = "row", rnodes[0].arg
+        if len(axes) != 1 or any(n.arg != axes for n in rnodes):
+            raise ValueError("[fusion] a row program reduces one axis, the last, in every "
+                             f"reduction; got {sorted({n.arg for n in rnodes})}")
     consts = [n for n in order if n.op == "const"]
     cidx = {id(n): i for i, n in enumerate(consts)}
     pos = {id(n): i for i, n in enumerate(order)}
@@ -101,7 +105,7 @@ def prepare(outputs) -> Prepared:
     sig_hash = hashlib.sha1(repr(sig).encode()).hexdigest()[:8]
     label = _label(order, outputs, len(in_dtype))
     p = Prepared(outputs, order, consts, tuple(sorted(in_dtype)), in_dtype,
-                 "reduce" if axes is not None else "elementwise", axes, sig, sig_hash, label, {})
+                 kind, axes, sig, sig_hash, label, {})
     if len(_prep_cache) > 4096:
         _prep_cache.clear()
     _prep_cache[outputs] = p
@@ -133,6 +137,7 @@ class Layout:
     reduced: tuple
     out_shape: tuple    # numpy (keepdims) shape of every output
     n: int
+    out_shapes: tuple = ()  # per output, where they differ (row programs)
 
 
 def analyze(p: Prepared, arrays, shape) -> Layout:
@@ -142,6 +147,9 @@ def analyze(p: Prepared, arrays, shape) -> Layout:
     if p.axes is not None:
         if any(a < 0 or a >= nd for a in p.axes):
             raise ValueError(f"[fusion] reduce axes {p.axes} out of range for shape {shape}")
+        if p.kind == "row" and p.axes != (nd - 1,):
+            raise ValueError(f"[fusion] a row program reduces the last axis; got {p.axes} "
+                             f"for shape {shape}")
         red = tuple(d in p.axes for d in range(nd))
         out_shape = tuple(1 if r else s for s, r in zip(shape, red))
     else:
@@ -161,6 +169,10 @@ def analyze(p: Prepared, arrays, shape) -> Layout:
         if not red[d]:
             ostr[d] = acc
             acc *= shape[d]
+    out_shapes = ()
+    if p.kind == "row":  # elementwise outputs are whole, reductions per row (keepdims)
+        out_shapes = tuple(out_shape if o.op in REDUCE_OPS else shape for o in p.outputs)
+        out_shape = shape
     ops_strides.append(ostr)
     # drop size-1 dims, then merge neighbours where every operand is contiguous across them
     gs, gr, gst = [], [], [[] for _ in ops_strides]
@@ -193,7 +205,7 @@ def analyze(p: Prepared, arrays, shape) -> Layout:
     span = sum(abs(s) * (g - 1) for st in gst for s, g in zip(st, gs))
     idx64 = max(n, span) >= 2**31 - 2**26
     key = (p.sig_hash, len(gs), tuple(gr), tuple(cls), idx64)
-    return Layout(key, tuple(gs), gst[:-1], tuple(gr), out_shape, n)
+    return Layout(key, tuple(gs), gst[:-1], tuple(gr), out_shape, n, out_shapes)
 
 
 def lower(p: Prepared, lay: Layout) -> LoopIR:
@@ -207,12 +219,16 @@ def lower(p: Prepared, lay: Layout) -> LoopIR:
     cidx = {id(n): i for i, n in enumerate(p.consts)}
     for n in p.order:
         if n.op in REDUCE_OPS:
+            if p.kind == "row":  # the row's reduced value, known after its pass
+                st = Stmt(len(stmts), n.op, n.dtype, (var[id(n.srcs[0])],), n.arg, ROW)
+                var[id(n)] = st.var
+                stmts.append(st)
             continue
         if n.op == "const":
             st = Stmt(len(stmts), "param", n.dtype, (), cidx[id(n)], KERNEL)
         elif n.op == "input":
             c = cls_of[n.arg]
-            if p.kind == "reduce":
+            if p.kind != "elementwise":
                 moving = [c[d] != BCAST for d in range(nd) if reduced[d]]
                 lvl = ELEM if any(moving) else (ROW if any(x != BCAST for x in c) else KERNEL)
             else:
@@ -229,7 +245,9 @@ def lower(p: Prepared, lay: Layout) -> LoopIR:
         stmts.append(st)
     outs = []
     for o in p.outputs:
-        if o.op in REDUCE_OPS:
+        if o.op in REDUCE_OPS and p.kind == "row":
+            outs.append((var[id(o)], o.dtype, "row"))
+        elif o.op in REDUCE_OPS:
             outs.append((var[id(o.srcs[0])], o.dtype, o.op))
         else:
             outs.append((var[id(o)], o.dtype, None))

@@ -105,6 +105,9 @@ class CRenderer(Renderer):
 
     def _reduce(self, ir: LoopIR):
         from . import render_c_reduce
+        if ir.kind == "row":
+            from .render_row import c_rows
+            return c_rows(self, ir)
         if ir.reduced[-1]:
             return render_c_reduce.rows(self, ir)
         return render_c_reduce.cols(self, ir)

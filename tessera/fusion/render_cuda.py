@@ -30,7 +30,11 @@ class CUDARenderer(Renderer):
         return f"fp{k}" if DTYPES[dtype].kind == "f" else f"ip{k}"
 
     def render(self, ir: LoopIR) -> str:
-        body = self._elementwise(ir) if ir.kind == "elementwise" else self._reduce(ir)
+        if ir.kind == "row":
+            from .render_row import cuda_rows
+            body = cuda_rows(self, ir)
+        else:
+            body = self._elementwise(ir) if ir.kind == "elementwise" else self._reduce(ir)
         args = []
         for k in range(ir.nin):
             if ir.in_dtypes[k] is not None:
@@ -182,7 +186,7 @@ def launch_args(ir: LoopIR, lay, inputs, outs, fvals, ivals):
     for k, dt in enumerate(ir.params):
         args.append(np.float64(fvals[k]) if DTYPES[dt].kind == "f" else np.int64(ivals[k]))
     args.append(np.int64(lay.n))
-    if ir.kind == "reduce":
+    if ir.kind in ("reduce", "row"):  # one block per output / per row
         nout = 1
         for s, r in zip(lay.shape, lay.reduced):
             nout *= 1 if r else s

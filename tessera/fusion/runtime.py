@@ -110,12 +110,13 @@ def _alloc(p, lay, out, xp):
     empty = _pool.empty if xp is np else xp.empty
     for m, o in enumerate(p.outputs):
         dt = numpy_dtype(o.dtype)
+        shp = lay.out_shapes[m] if lay.out_shapes else lay.out_shape
         given = out[m] if out is not None else None
-        if (given is not None and given.shape == lay.out_shape and given.dtype == dt
+        if (given is not None and given.shape == shp and given.dtype == dt
                 and given.flags.c_contiguous):
             res.append(given)
         else:
-            res.append(empty(lay.out_shape, dt))
+            res.append(empty(shp, dt))
             if given is not None:
                 tmp.append((given, res[-1]))
     return res, tmp
@@ -197,7 +198,7 @@ def _merge(res, tmp):
 
 
 def _zero_size_check(p, shape):
-    if any(o.op in ("reduce_max", "reduce_min") for o in p.outputs):
+    if any(n.op in ("reduce_max", "reduce_min") for n in p.order):
         if any(shape[a] == 0 for a in p.axes):
             raise ValueError("[fusion] reduce_max/reduce_min over a zero-size axis: "
                              "no identity (as numpy.max)")

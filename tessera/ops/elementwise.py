@@ -140,7 +140,8 @@ def apply(op, args):
     n = 1
     for d in shape:
         n *= d
-    if n >= backend.FUSE_MIN_SIZE and STATE.fusion_mode != "none" and out_dt.kind != "c" \
+    if (n >= backend.FUSE_MIN_SIZE or STATE.fusion_mode == "aggressive" and _any_pending(args)) \
+            and STATE.fusion_mode != "none" and out_dt.kind != "c" \
             and (in_dt is None or in_dt.kind != "c"):  # the fusion IR has no complex type
         from ..fusion.lazy import lazy_elementwise
         out = lazy_elementwise(op.name, args, in_dt, out_dt, shape, dev, None)
@@ -166,6 +167,15 @@ def apply(op, args):
         for s in sinks:
             s("op", (op.name, args, out))
     return out
+
+
+def _any_pending(args):
+    """A lazy operand: under fusion mode "aggressive" small ops on it stay lazy too
+    (per-row statistics like sum / n join the row program of their reduction)."""
+    for a in args:
+        if type(a) is Tensor and a._buf is None:
+            return True
+    return False
 
 
 def _plain_scalar(a):

@@ -64,7 +64,9 @@ def _reduce(name, x, axis, keepdims, out_dt, vjp_factory, **kw):
     vjp, saved = None, ()
     if vjp_factory is not None and x.requires_grad and STATE.grad_enabled:
         vjp, saved = vjp_factory(x, axes, keepdims)
-    if x._buf is None and name in ("sum", "max", "min", "prod") and STATE.fusion_mode != "none":
+    if name in ("sum", "max", "min", "prod") and (x._buf is None or (
+            STATE.fusion_mode == "aggressive" and x.size >= x.device.backend.FUSE_MIN_SIZE
+            and x.dtype.kind != "c")) and STATE.fusion_mode != "none":
         # The producer is still pending: the reduction joins its fusion group.
         from ..fusion.lazy import lazy_reduce
         from ..autograd.engine import record
