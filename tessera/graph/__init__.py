@@ -24,11 +24,13 @@ What replay keeps (like `jax.jit` and CUDA graphs):
   gradients inside `fn`: accumulation into a `.grad` that existed before the
   capture adds to that captured tensor every time. Replay outputs are not on the
   autograd tape (`backward()` on them is not possible).
-- Optimizer state must be updated in place to carry across replays: state that is
+- Optimizer state must be updated in place to carry across replays. tessera.optim's
+  SGD, Adam and AdamW do so (state tensors written in place, Adam's step count a
+  tensor), so `loss.backward(); opt.step()` replays exactly, captured at any step;
+  their hyperparameters (lr, ...) are frozen at capture. Hand-written state that is
   rebound out of place (`m = m * b1 + g` stored back into a dict) and Python step
-  counters (Adam's bias correction) are frozen at their capture-time values;
-  `capture` warns (`CaptureWarning`) when a dict or list still holds a tensor made
-  inside the capture. Plain SGD (`p -= lr * p.grad`) replays exactly.
+  counters are frozen at their capture-time values; `capture` warns
+  (`CaptureWarning`) when a dict or list still holds a tensor made inside it.
 - Shapes are static: other shapes/dtypes/devices raise a clear error (`trace`
   captures a new graph per signature instead).
 """

@@ -2,6 +2,21 @@
 update formulas of `torch.optim` (same order of operations, so results agree to
 rounding in fp32 and fp64).
 
+All state lives in tensors on the parameter's device and is updated in place,
+so that a captured training step (`tessera.graph.capture` of `loss.backward();
+opt.step()`) replays exactly: replay re-runs the recorded ops and in-place writes
+on the same state buffers, and no Python value decides a number. So
+- momentum buffers and Adam's moments are created (zeros) at the first step and
+  then written in place (`assign_inplace`), never rebound;
+- Adam's step count is a 0-d fp64 tensor incremented in place, and the
+  bias-correction factors are computed from it on the device (one small op each,
+  in float64 as torch computes them in Python floats, then cast to the
+  parameter's dtype);
+- SGD's first step (`buf = g`, not `(1 - dampening) g`) falls out of a zero
+  buffer; with dampening, the gradient's coefficient is a 0-d tensor that is 1
+  at the first step and `1 - dampening` afterwards.
+Hyperparameters (lr, betas, ...) are read at capture: change them, capture again.
+
 >>> import tessera as ts
 >>> w = ts.asarray([1.0, -2.0], requires_grad=True)
 >>> opt = ts.optim.SGD([w], lr=0.1)
@@ -11,8 +26,11 @@ rounding in fp32 and fp64).
 """
 from __future__ import annotations
 
-import math
-
+from .. import dtypes as _dt
+from ..ops._dispatch import apply_op
+from ..ops.creation import full, zeros_like
+from ..ops.inplace import assign_inplace
+from ..tensor import Tensor
 from .optimizer import Optimizer
 
 __all__ = ["SGD", "Adam", "AdamW"]
@@ -22,6 +40,28 @@ def _check(name, **vals):
     for k, v in vals.items():
         if v < 0.0:
             raise ValueError(f"[{name}] {k} must be non-negative, got {v}")
+
+
+def _zeros(p):
+    return zeros_like(p.detach())
+
+
+def _scalar_state(state, key, value, p, dtype):
+    """A 0-d state tensor on p's device (a number from an old state dict becomes one)."""
+    t = state.get(key)
+    if type(t) is not Tensor:
+        t = state[key] = full((), float(value if t is None else t), dtype=dtype,
+                              device=p.device)
+    return t
+
+
+def _factor(name, step, dtype, f):
+    """`f(step)` computed in float64 on the step tensor's device, cast to `dtype`:
+    an op of the step buffer, so a replay recomputes it from the current count."""
+    b = step.device.backend
+    xp = b.xp
+    return apply_op(name, (step,), lambda s: b.cast(xp.asarray(f(xp, s), dtype=xp.float64),
+                                                     _dt.fp64, dtype), dtype, step.device)
 
 
 class SGD(Optimizer):
@@ -41,16 +81,23 @@ class SGD(Optimizer):
     def _update(self, group, p, g, state):
         if group["maximize"]:
             g = -g
-        wd, mom = group["weight_decay"], group["momentum"]
+        wd, mom, damp = group["weight_decay"], group["momentum"], group["dampening"]
         if wd:
             g = g + wd * p
         if mom:
             buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = g.copy()
+            first = buf is None
+            if first:  # zeros: buf * mom + g is then g, torch's first step
+                buf = state["momentum_buffer"] = _zeros(p)
+            if damp:
+                # 1 at the first step, 1 - dampening after (a tensor, so replays see it)
+                coef = _scalar_state(state, "grad_coef", 1.0 if first else 1.0 - damp, p,
+                                     p.dtype)
+                assign_inplace(buf, buf * mom + g * coef, "SGD.momentum")
+                if first:
+                    coef[...] = 1.0 - damp
             else:
-                buf = buf * mom + (1.0 - group["dampening"]) * g
-            state["momentum_buffer"] = buf
+                assign_inplace(buf, buf * mom + g, "SGD.momentum")
             g = g + mom * buf if group["nesterov"] else buf
         p -= group["lr"] * g
 
@@ -71,31 +118,32 @@ class Adam(Optimizer):
                                       maximize=maximize))
 
     def _update(self, group, p, g, state):
-        from ..ops.creation import zeros_like
         from ..ops.elementwise import maximum, sqrt
         if group["maximize"]:
             g = -g
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-        if not state:
-            state["step"] = 0
-            state["exp_avg"] = zeros_like(p.detach())
-            state["exp_avg_sq"] = zeros_like(p.detach())
+        if "exp_avg" not in state:
+            state["exp_avg"] = _zeros(p)
+            state["exp_avg_sq"] = _zeros(p)
             if group["amsgrad"]:
-                state["max_exp_avg_sq"] = zeros_like(p.detach())
+                state["max_exp_avg_sq"] = _zeros(p)
+        step = _scalar_state(state, "step", 0.0, p, _dt.fp64)
         if wd:
             if self.decoupled:
                 p *= 1.0 - lr * wd
             else:
                 g = g + wd * p
-        t = state["step"] = state["step"] + 1
-        # m and v are rebound, not written in place: nothing else holds them, and
-        # an out-of-place update is one fused kernel instead of a kernel and a copy.
-        m = state["exp_avg"] = state["exp_avg"] + (g - state["exp_avg"]) * (1.0 - b1)  # torch lerp_
-        v = state["exp_avg_sq"] = state["exp_avg_sq"] * b2 + g * g * (1.0 - b2)
+        step += 1.0
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        assign_inplace(m, m + (g - m) * (1.0 - b1), "Adam.exp_avg")  # torch's lerp_
+        assign_inplace(v, v * b2 + g * g * (1.0 - b2), "Adam.exp_avg_sq")
         if group["amsgrad"]:
-            v = state["max_exp_avg_sq"] = maximum(state["max_exp_avg_sq"], v)
-        step_size = lr / (1.0 - b1 ** t)
-        bc2_sqrt = math.sqrt(1.0 - b2 ** t)
+            vmax = state["max_exp_avg_sq"]
+            assign_inplace(vmax, maximum(vmax, v), "Adam.max_exp_avg_sq")
+            v = vmax
+        step_size = _factor("adam_step_size", step, p.dtype, lambda xp, t: lr / (1.0 - b1 ** t))
+        bc2_sqrt = _factor("adam_bias_correction2_sqrt", step, p.dtype,
+                           lambda xp, t: xp.sqrt(1.0 - b2 ** t))
         p -= step_size * (m / (sqrt(v) / bc2_sqrt + eps))
 
 

@@ -237,9 +237,58 @@ def test_nn_module_with_optim_sgd_replays_exactly():
 
 
 def test_out_of_place_optimizer_state_warns():
+    # a hand-written momentum update that rebinds its state: replay cannot follow it
+    from tessera.graph import CaptureWarning
+    params = mlp_params(np.random.default_rng(4))
+    state = {}
+
+    def step(x, y):
+        loss = train_step(params, x, y, lr=0.0)
+        with ts.no_grad():
+            for i, p in enumerate(params):
+                m = state[i] = state.get(i, ts.zeros_like(p)) * 0.9 + p.grad
+                p -= 0.1 * m
+        return loss
+    with pytest.warns(CaptureWarning, match="still held by a dict"):
+        capture(step, rand(16, 32), rand(16, 10))
+
+
+# -- optimizers with state: in-place state and a step count in a tensor replay exactly --
+OPTIMIZERS = [
+    ("SGD", dict(lr=0.05, momentum=0.9)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01)),
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.1)),
+    ("AdamW", dict(lr=0.02, weight_decay=0.3)),
+]
+
+
+@pytest.mark.parametrize("warmup", [0, 2], ids=["capture-first-step", "capture-third-step"])
+@pytest.mark.parametrize("name,kw", OPTIMIZERS, ids=[f"{n}-{i}" for i, (n, _) in
+                                                     enumerate(OPTIMIZERS)])
+def test_optimizer_with_state_replays_like_eager(name, kw, warmup):
+    import warnings
     from tessera import optim
     from tessera.graph import CaptureWarning
-    m = _model(1)
-    opt = optim.Adam(m.parameters(), lr=1e-3)
-    with pytest.warns(CaptureWarning, match="still held by a dict"):
-        capture(lambda x, y: _module_step(m, opt, x, y), rand(16, 32), rand(16, 10))
+    me, mr = _model(2), _model(2)
+    oe = getattr(optim, name)(me.parameters(), **kw)
+    orr = getattr(optim, name)(mr.parameters(), **kw)
+    xs, ys = [rand(16, 32) for _ in range(3)], [rand(16, 10) for _ in range(3)]
+    for i in range(warmup):
+        _module_step(me, oe, xs[i % 3], ys[i % 3])
+        _module_step(mr, orr, xs[i % 3], ys[i % 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CaptureWarning)  # no state escapes the graph
+        g = capture(lambda x, y: _module_step(mr, orr, x, y), xs[0], ys[0])
+    _module_step(me, oe, xs[0], ys[0])
+    for i in range(1, 6):
+        lr_, le = g(xs[i % 3], ys[i % 3]), _module_step(me, oe, xs[i % 3], ys[i % 3])
+        assert float(lr_) == float(le)
+        for p, q in zip(me.parameters(), mr.parameters()):
+            np.testing.assert_array_equal(p.numpy(), q.numpy())
+    for p, q in zip(me.parameters(), mr.parameters()):  # the state too
+        for k, v in oe.state[p].items():
+            np.testing.assert_array_equal(v.numpy(), orr.state[q][k].numpy())
+    if name != "SGD":
+        assert float(orr.state[next(iter(mr.parameters()))]["step"]) == warmup + 6
