@@ -18,7 +18,7 @@ on the same state buffers, and no Python value decides a number. So
 Hyperparameters (lr, betas, ...) are read at capture: change them, capture again.
 
 >>> import tessera as ts
->>> w = ts.asarray([1.0, -2.0], requires_grad=True)
+>>> w = ts.asarray([1.0, -2.0], dtype="fp64", requires_grad=True)
 >>> opt = ts.optim.SGD([w], lr=0.1)
 >>> (w * w).sum().backward(); _ = opt.step()
 >>> w.tolist()
