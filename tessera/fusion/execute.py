@@ -25,8 +25,10 @@ def _leaf_value(src):
     return src.data, src.dtype, src.shape
 
 
-def build_ir(outputs, order, shape):
-    """IR roots, input buffers (broadcast to `shape`) and their dtypes."""
+def build_ir(outputs, order, shape, structure=None):
+    """IR roots, input buffers (broadcast to `shape`) and their dtypes.  With a dict as
+    `structure`, no buffer is touched (pending leaves allowed) and the dict receives
+    id(LazyOp) -> IR node (epilogue matching)."""
     from . import ir
     from .lazy import LazyOp
     memo, slots, inputs = {}, {}, []
@@ -34,6 +36,11 @@ def build_ir(outputs, order, shape):
     xp = backend.xp
 
     def leaf(src):
+        if structure is not None:
+            node = slots.get(id(src))
+            if node is None:
+                node = slots[id(src)] = ir.Node("input", src.dtype.name, (), len(slots))
+            return node
         buf, dt, sshape = _leaf_value(src)
         key = id(buf)
         node = slots.get(key)
@@ -47,7 +54,7 @@ def build_ir(outputs, order, shape):
         return node
 
     def operand(s, want):
-        if type(s) is LazyOp and s.buf is None:
+        if type(s) is LazyOp and s.buf is None and (structure is None or id(s) in memo):
             n = memo[id(s)]
         elif type(s) is LazyOp or type(s) is Tensor:
             n = leaf(s)
@@ -79,6 +86,8 @@ def build_ir(outputs, order, shape):
             roots.append(ir.Node(o.op, o.dtype.name, (src,), o.axes))
         else:
             roots.append(memo[id(o)])
+    if structure is not None:
+        structure.update(memo)
     return roots, inputs
 
 

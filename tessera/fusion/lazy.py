@@ -113,6 +113,32 @@ def lazy_reduce(name, x, axes, out_dt, oshape):
     return t
 
 
+def lazy_matmul(a, b, out_dt, shape, device, fwd):
+    """A pending matrix product (fusion mode "aggressive"): `fwd(buf_a, buf_b)` computes
+    it.  A group that reads it as act(matmul + bias) is matched by `epilogue.match`
+    and, on CUDA, runs as one GEMM launch with the epilogue; elsewhere the product
+    is realized first (BLAS) and the epilogue is one fused kernel."""
+    lop = LazyOp("matmul", out_dt, out_dt, (_src_of(a), _src_of(b)), fwd, shape, device)
+    lop.nodes, lop.leaves = 1, frozenset({id(lop)})  # a group boundary, not an expression
+    t = _new(None, shape, out_dt, device)
+    attach(t, lop)
+    _PENDING.add(lop)
+    return t
+
+
+def _realize_matmul(m):
+    bufs = []
+    for s in m.srcs:
+        if type(s) is LazyOp:
+            if s.buf is None:
+                realize_group([s], "matmul operand")
+            bufs.append(s.buf)
+        else:
+            bufs.append(s.data)
+    m.buf = m.arg(*bufs)
+    m.srcs = ()
+
+
 # ---------------------------------------------------------------------------
 class _Explain:
     """Records of the last realizations, for `tessera.fusion.explain()`."""
@@ -134,6 +160,10 @@ _explain = _Explain()
 def realize_group(roots, reason):
     """Compute the pending DAG under `roots` as one kernel (after realizing, as
     groups of their own, the reductions and other-shaped nodes it reads)."""
+    roots = [r for r in roots if r.buf is None]
+    for r in roots:
+        if r.op == "matmul":
+            _realize_matmul(r)
     roots = [r for r in roots if r.buf is None]
     if not roots:
         return
@@ -179,6 +209,7 @@ def _realize_same_shape(roots, reason):
     shape = roots[0].srcs[0].shape if is_reduce else roots[0].shape
     row_ok = STATE.fusion_mode == "aggressive" and not is_reduce and len(shape) >= 1
     rowshape = shape[:-1] + (1,) if row_ok else None
+    mms = []
     # 1. walk the DAG; realize boundaries (reductions, other shapes) first
     order, seen = [], set()
 
@@ -195,7 +226,10 @@ def _realize_same_shape(roots, reason):
             stack.append((node, True))
             for s in node.srcs:
                 if type(s) is LazyOp and s.buf is None:
-                    if row_ok and (_row_reduce(s, shape) or (
+                    if s.op == "matmul":
+                        if s not in mms:  # decided below: absorbed epilogue or realized first
+                            mms.append(s)
+                    elif row_ok and (_row_reduce(s, shape) or (
                             s.axes is None and s.shape == rowshape and not s.alive())):
                         # aggressive: the row program keeps last-axis reductions and the
                         # per-row values computed from them (mean = sum / n, ...)
@@ -208,6 +242,8 @@ def _realize_same_shape(roots, reason):
     for r in roots:
         if is_reduce:
             src = r.srcs[0]
+            if type(src) is LazyOp and src.op == "matmul" and src.buf is None:
+                _realize_matmul(src)
             if type(src) is LazyOp and src.buf is None:
                 if src.alive():
                     # someone holds the reduced value's input: it must exist anyway
@@ -241,6 +277,20 @@ def _realize_same_shape(roots, reason):
         return
     device = roots[0].device
     backend = device.backend
+    epi = None
+    if mms:
+        if STATE.fusion_mode == "aggressive":
+            from .epilogue import match
+            epi = match(outputs, order)
+        run_epi = None
+        if epi is not None:
+            from .epilogue import runner
+            run_epi = runner(backend, epi)
+        if run_epi is not None:
+            _run_epilogue(epi, outputs, order, run_epi, reason)
+            return
+        for m in mms:
+            _realize_matmul(m)
     sinks = STATE.event_sinks
     if sinks:  # begin mark: the profiler times the run, check_numerics keeps the group
         ev = {"outputs": outputs, "order": order, "shape": shape, "device": device,
@@ -260,10 +310,26 @@ def _realize_same_shape(roots, reason):
         rec = {"ops": [n.op for n in order] + ([r.op for r in roots] if is_reduce else []),
                "outputs": len(outputs), "shape": shape, "reason": reason,
                "site": user_site(2), "kernel": info.get("kernel"), "info": info}
+        if epi is not None:  # CPU: BLAS ran first; on CUDA this group is the GEMM's epilogue
+            rec["epilogue"] = {"activation": epi[2], "absorbed_on_cuda": True}
         if _explain.enabled:
             _explain.add(rec)
         for s in sinks:
             s("fused", rec)
+
+
+def _run_epilogue(epi, outputs, order, run_epi, reason):
+    """One GEMM launch with bias and activation for the matched group (CUDA)."""
+    mm, bias, act = epi
+    a, b = (s.buf if type(s) is LazyOp else s.data for s in mm.srcs)
+    bb = bias.buf if type(bias) is LazyOp else bias.data
+    out = outputs[0]
+    out.buf = run_epi(a, b, bb.reshape(-1), act, out.dtype)
+    out.srcs = ()
+    if _explain.enabled:
+        _explain.add({"ops": ["matmul"] + [n.op for n in order], "outputs": 1, "shape": out.shape,
+                      "reason": reason, "site": user_site(3), "kernel": f"matmul+bias+{act}",
+                      "info": {}, "epilogue": {"activation": act, "absorbed_on_cuda": True}})
 
 
 def realize(*tensors):
