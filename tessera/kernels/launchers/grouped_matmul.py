@@ -57,6 +57,9 @@ def grouped_matmul(x, w, offsets, trans_w=False, dtype=None):
     if y.size == 0:
         return y
     grid, block = grouped_grid(R, G, N, dt)
+    if grid[1] > 65535:  # CUDA's grid.y limit: about 4M sorted rows with 64-row tiles
+        raise ValueError(f"[grouped_matmul] {R} rows in {G} groups need {grid[1]} row tiles; "
+                         "at most 65535 per launch (split the tokens into chunks)")
     rt.launch("grouped_matmul.cu", grouped_matmul_name(dt, trans_w), grid, block,
               (x, w, y, offsets, rt.i64(G), rt.i64(N), rt.i64(K)))
     return y
