@@ -227,8 +227,17 @@ TS_INLINE float ts_libtanhf(float x) {
   q = fmaf(q, z, 0.13333206f);
   q = fmaf(q, z, -0.33333331f);
   const float small = fmaf(a * z, q, a);
-  /* tanh(9) rounds to 1 in float; the clamp keeps exp finite (NaN passes through) */
-  const float e = ts_libexpf(2.0f * (a > 9.0f ? 9.0f : a));
+  /* e^(2a) for 0 <= 2a <= 18 (tanh(9) rounds to 1 in float; NaN passes through): the
+   * exp above without its range handling, one power of two suffices here */
+  const float y = 2.0f * (a > 9.0f ? 9.0f : a);
+  const float n = (y * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = fmaf(n, -0.693145751953125f, y);
+  r = fmaf(n, -1.42860682030941723e-6f, r);
+  float qe = fmaf(0.0013814373f, r, 0.0083687127f);
+  qe = fmaf(qe, r, 0.041668392f);
+  qe = fmaf(qe, r, 0.16666521f);
+  qe = fmaf(qe, r, 0.49999993f);
+  const float e = (1.0f + fmaf(r * r, qe, r)) * ts_bits_f32((uint32_t)((int32_t)n + 127) << 23);
   const float big = 1.0f - 2.0f / (e + 1.0f);
   return copysignf(a < 0.625f ? small : big, x);
 }
