@@ -158,8 +158,21 @@ def var(x, axis=None, *, correction=0.0, keepdims=False):
 
 
 def std(x, axis=None, *, correction=0.0, keepdims=False):
-    from .elementwise import sqrt
-    return sqrt(var(x, axis, correction=correction, keepdims=keepdims))
+    """Standard deviation, as the Array API `std`. Where it is 0 (a constant
+    slice) the gradient is 0, as in PyTorch: sqrt's adjoint there is 0 * inf = NaN."""
+    from ..autograd.engine import needs_grad, record
+    v = var(x, axis, correction=correction, keepdims=keepdims)
+    be, dt = v.device.backend, v.dtype
+    out = apply_op("std", (v,), lambda b: be.elementwise("sqrt", [be.compute(b, dt)], dt),
+                   dt, v.device)
+    if needs_grad(v):
+        od = out.detach()
+
+        def vjp(g):
+            from .elementwise import where
+            return (where(od == 0, 0.0, g / (od * 2.0)),)
+        record("std", (v,), out, vjp, (od,))
+    return out
 
 
 def _minmax(name, x, axis, keepdims):

@@ -159,6 +159,13 @@ def test_max_grad_splits_ties():
     np.testing.assert_allclose(z.grad.numpy(), [0.5, 0.0])
 
 
+def test_std_grad_of_constant_slice_is_zero():
+    # sqrt's adjoint at 0 is 0 * inf = NaN; PyTorch (and tessera) give 0
+    x = ts.asarray(np.ones((3, 2)), dtype="fp64", requires_grad=True)
+    ts.sum(ts.std(x, axis=0)).backward()
+    assert x.grad.tolist() == [[0.0, 0.0]] * 3
+
+
 def test_abs_grad_at_zero_is_zero():
     x = ts.asarray([0.0, -1.0], dtype="fp64", requires_grad=True)
     ts.sum(ts.abs(x)).backward()

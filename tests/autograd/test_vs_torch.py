@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed: no PyTorch 
 pytestmark = pytest.mark.torch
 
 SHAPE = (3, 4)
+OFFSET = np.arange(12.0).reshape(SHAPE) / 7.0
 # name -> (arity, tessera fn, torch fn); every result broadcasts against SHAPE
 UNARY = {
     "tanh": (ts.tanh, torch.tanh), "sigmoid": (ts.sigmoid, torch.sigmoid),
@@ -37,9 +38,12 @@ UNARY = {
                  lambda x: torch.logsumexp(x, dim=-1, keepdim=True)),
     "var_all": (lambda x: ts.var(ts.broadcast_to(x, SHAPE)),
                 lambda x: torch.var(torch.broadcast_to(x, SHAPE), correction=0)),
-    "std_first": (lambda x: ts.std(ts.broadcast_to(x, SHAPE), axis=0, keepdims=True),
-                  lambda x: torch.std(torch.broadcast_to(x, SHAPE), dim=0, keepdim=True,
-                                      correction=0)),
+    # std of a constant slice is not differentiable (and rounding decides whether the
+    # computed deviation is exactly 0): an offset that varies along the axis avoids it
+    "std_first": (lambda x: ts.std(ts.broadcast_to(x, SHAPE) + ts.asarray(OFFSET), axis=0,
+                                   keepdims=True),
+                  lambda x: torch.std(torch.broadcast_to(x, SHAPE) + torch.tensor(OFFSET),
+                                      dim=0, keepdim=True, correction=0)),
     "flip": (lambda x: ts.flip(x, axis=-1), lambda x: torch.flip(x, dims=(-1,))),
     "roll": (lambda x: ts.roll(x, 1, axis=-1), lambda x: torch.roll(x, 1, dims=-1)),
     "gather_rep": (lambda x: x[..., ts.asarray([0, 0, 3, 1])] if x.shape[-1] == 4 else x,
