@@ -34,10 +34,15 @@ GPU design (the `_DeviceFlags` path, CUDA tensors only): a host check per op
 would synchronize after every launch. Instead each checked output adds one tiny
 `isfinite(...).all()` reduction on the stream, which writes the sequence number
 of the first bad output into a device word; the outputs stay referenced in a
-bounded ring. The word is read at the next natural sync (a device->host copy,
-leaving the mode) or every `SYNC_EVERY` checks; a non-zero value names the ring
-entry, whose full report (counts, index, the unfused re-run) is then computed on
-the host. A later step may write generated kernels that set the flag themselves.
+bounded ring. The word is read at the next natural sync -- a host read of a GPU
+tensor (`.numpy()`, and so `.item()`, `float(t)`, `.tolist()`: `sync_point()`),
+a device->host copy, leaving the mode -- or every `SYNC_EVERY` checks; a
+non-zero value names the ring entry, whose full report (counts, index, the
+unfused re-run) is then computed on the host. A later step may write generated
+kernels that set the flag themselves.
+
+This module owns the mode and its event sink; what is scanned and how the error
+reads is in `tessera._numerics_report`.
 """
 from __future__ import annotations
 
@@ -46,127 +51,34 @@ import functools
 import weakref
 from math import isfinite as _isfinite
 
-import numpy as np
-
 from ._config import STATE
-from ._srcloc import fmt_site, source_text, user_site
-from .errors import NumericsError
+from ._numerics_report import (LAZY_NAMES, LIMITS, finite_fast, host_view, is_bad,  # noqa: F401
+                               limit_for, make_error, report, rerun_unfused, value_range)
+from ._srcloc import fmt_site, user_site
 from .tensor import Tensor
 
 __all__ = ["check_numerics", "set_check_numerics", "is_check_numerics_enabled"]
 
-LIMITS = {"fp16": 65504.0, "bf16": 3.3895313892515355e38}
 SYNC_EVERY = 64
 
 
-# -- scanning one value ----------------------------------------------------------
-def _host_view(buf, dtype, device):
-    """An array xp math accepts, at least fp32 (16-bit sums overflow, bf16 has no ufuncs)."""
-    b = device.backend
-    x = b.compute(buf, dtype)
-    if dtype.kind == "f" and x.dtype.itemsize < 4:
-        x = x.astype(np.float32)
-    return x
-
-
-def _is_bad(x, limit):
-    """Fast test: any non-finite (or, with `limit`, any |v| > limit) element?"""
-    xp = _xp_of(x)
-    with np.errstate(all="ignore"):
-        if limit is not None:
-            lo, hi = x.min(), x.max()
-            return not (xp.isfinite(lo) and xp.isfinite(hi)) or max(-lo, hi) > limit
-        if xp.isfinite(x.sum()):  # one pass, no temporaries; a false alarm re-checks
-            return False
-        return not bool(xp.isfinite(x).all())
-
-
-def _xp_of(x):
-    if not type(x).__module__.startswith("cupy"):
-        return np
-    import cupy  # only reached for CuPy arrays
-    return cupy
-
-
-def _report(x, limit):
-    """{nan, posinf, neginf, over, first, n} for a value known (or suspected) bad."""
-    xp = _xp_of(x)
-    with np.errstate(all="ignore"):
-        r = x.real if x.dtype.kind == "c" else x
-        nan = xp.isnan(x) if x.dtype.kind == "c" else xp.isnan(r)
-        bad = ~xp.isfinite(x)
-        over = (xp.abs(r) > limit) & ~bad if limit is not None else None
-        anyb = bad | over if over is not None else bad
-        if not bool(anyb.any()):
-            return None
-        first = int(xp.argmax(anyb.ravel()))
-        return {"nan": int(nan.sum()), "posinf": int(xp.isposinf(r).sum()),
-                "neginf": int(xp.isneginf(r).sum()), "over": int(over.sum()) if over is not None
-                else 0, "first": tuple(int(i) for i in np.unravel_index(first, x.shape)),
-                "n": int(x.size), "largest": float(xp.abs(r[xp.isfinite(r)]).max())
-                if over is not None and bool(over.any()) else None}
-
-
-def _limit_for(dtype, opts):
-    """The overflow limit to test an output of `dtype` against, or None."""
-    if not opts or dtype.kind != "f" or dtype.itemsize < 4:
-        return None
-    lims = [LIMITS[n] for n in opts if n in LIMITS]
-    return min(lims) if lims else None
-
-
-def _range(v):
-    if isinstance(v, (bool, int, float, complex)):
-        return repr(v)
-    with np.errstate(all="ignore"):
-        a = v.real if v.dtype.kind == "c" else v
-        if a.size == 0:
-            return "empty"
-        if a.dtype.kind in "biu":
-            return f"[{a.min()}, {a.max()}]"
-        fin = a[_xp_of(a).isfinite(a)]
-        bad = " (holds NaN/Inf)" if fin.size != a.size else ""
-        return (f"[{float(fin.min()):.4g}, {float(fin.max()):.4g}]{bad}" if fin.size
-                else "no finite values")
-
-
-def _fail(op, dtype, shape, rep, limit, site, extra=(), message="", **attrs):
-    counts = (f"{rep['nan']} NaN, {rep['posinf']} +Inf, {rep['neginf']} -Inf")
-    if rep["over"]:
-        counts += (f", {rep['over']} finite values beyond {limit:.6g} (largest "
-                   f"{rep['largest']:.6g}) that a cast to {_limit_name(limit)} would make Inf")
-    lines = [f"[check_numerics] {op} produced {counts} in a {dtype.name} tensor of shape "
-             f"{tuple(shape)} ({rep['n']} elements); first bad element at index {rep['first']}"]
-    if message:
-        lines.append(f"  message: {message}")
-    src = source_text(site)
-    lines.append(f"  at {fmt_site(site)}" + (f":  {src}" if src else ""))
-    lines.extend("  " + e for e in extra if e)
-    _reset()
-    err = NumericsError("\n".join(lines))
-    err.op, err.site, err.counts, err.index = op, site, rep, rep["first"]
-    err.dtype, err.shape = dtype, tuple(shape)
-    for k, v in attrs.items():
-        setattr(err, k, v)
-    raise err
-
-
-def _limit_name(limit):
-    return " / ".join(k for k, v in LIMITS.items() if v == limit) or "a narrower dtype"
+def _fail(*args, **kw):
+    _reset()  # a raise leaves no half-open fused/backward marks behind
+    raise make_error(*args, **kw)
 
 
 # -- the op-level check ----------------------------------------------------------------
 def _check_tensor(t, message, overflow):
     lop = t._lazy if t._buf is None else None
-    producer = (lop.op if lop is not None else None) or t._name or \
+    producer = (LAZY_NAMES.get(lop.op, lop.op) if lop is not None else None) or t._name or \
         (t.grad_fn.name if t.grad_fn is not None else "<input>")
     site = (lop.site if lop is not None else None) or user_site()
     if t.dtype.kind not in "fc":
         return t
-    x = _host_view(t.data, t.dtype, t.device)
-    limit = _limit_for(t.dtype, overflow)
-    if _is_bad(x, limit):
-        rep = _report(x, limit)
+    x = host_view(t.data, t.dtype, t.device)
+    limit = limit_for(t.dtype, overflow)
+    if is_bad(x, limit):
+        rep = report(x, limit)
         if rep is not None:
             _fail(producer, t.dtype, t.shape, rep, limit, site, message=message,
                   forward_op=None, kernel=None)
@@ -191,10 +103,12 @@ class _Checker:
                 if self.bwd:
                     self.lazy_bwd[out._lazy] = self.bwd[-1]
                 return  # checked when its group runs
-            # the common case, inline: a CPU fp32/fp64 output whose sum is finite
-            # (one pass, no temporaries; NaN and Inf always reach the sum)
-            if (out.dtype.kind == "f" and buf.dtype.itemsize >= 4 and out.device.type == "cpu"
-                    and STATE.check_numerics_opts is None and _isfinite(buf.sum())):
+            dt = out.dtype
+            if dt.kind not in "fc":  # ints and bools cannot hold NaN/Inf: nothing to scan
+                return
+            # the common case, inline: a CPU fp32/fp64 output (one BLAS pass)
+            if (dt.itemsize >= 4 and dt.kind == "f" and out.device.type == "cpu"
+                    and STATE.check_numerics_opts is None and finite_fast(buf)):
                 return
             self.check_eager(p[0], p[1], out)
         elif kind == "op_start":
@@ -218,8 +132,8 @@ class _Checker:
         elif kind == "inplace":
             t = p[1]
             self.check_eager(p[0] + " (in place)", (), t)
-        elif kind == "copy" and _flags is not None:
-            _flags.poll()
+        elif kind == "copy":
+            sync_point()
 
     def context(self, node):
         if node is None:
@@ -231,25 +145,25 @@ class _Checker:
         dt = out.dtype
         if dt.kind not in "fc":
             return
-        limit = _limit_for(dt, STATE.check_numerics_opts)
-        x = _host_view(out._buf, dt, out.device)
+        limit = limit_for(dt, STATE.check_numerics_opts)
+        x = host_view(out._buf, dt, out.device)
         node = self.bwd[-1] if self.bwd else None
         if out.device.type != "cpu":
             site = user_site()
             _device_flags(out.device).add(
                 x, limit, lambda: self.report_eager(name, inputs, out, x, limit, node, site))
-        elif _is_bad(x, limit):
+        elif is_bad(x, limit):
             self.report_eager(name, inputs, out, x, limit, node)
 
     def report_eager(self, name, inputs, out, x, limit, node, site=None):
-        rep = _report(x, limit)
+        rep = report(x, limit)
         if rep is None:
             return
-        ins = [a if type(a) is not Tensor else _host_view(a.data, a.dtype, a.device)
+        ins = [a if type(a) is not Tensor else host_view(a.data, a.dtype, a.device)
                for a in inputs]
         pre = [i for i, v in enumerate(ins) if not isinstance(v, (bool, int, float, complex))
-               and _is_bad(v, None)]
-        extra = ["input ranges: " + ", ".join(f"#{i} {_range(v)}" for i, v in enumerate(ins))
+               and is_bad(v, None)]
+        extra = ["input ranges: " + ", ".join(f"#{i} {value_range(v)}" for i, v in enumerate(ins))
                  if ins else "", self.context(node),
                  f"note: input(s) {pre} already held NaN/Inf: the bad value came from "
                  "outside the checked ops (data, or made while the mode was off)" if pre else ""]
@@ -258,83 +172,32 @@ class _Checker:
 
     def check_fused(self, snap, kernel):
         ev, order, reduces = snap
-        limit = None
         for o in ev["outputs"]:
             if o.dtype.kind not in "fc" or o.buf is None:
                 continue
-            limit = _limit_for(o.dtype, STATE.check_numerics_opts)
-            x = _host_view(o.buf, o.dtype, o.device)
+            limit = limit_for(o.dtype, STATE.check_numerics_opts)
+            x = host_view(o.buf, o.dtype, o.device)
             if o.device.type != "cpu":  # the group stays referenced until the flag is read
                 _device_flags(o.device).add(
                     x, limit, lambda: self.locate(ev, order, reduces, kernel))
-            elif _is_bad(x, limit):
+            elif is_bad(x, limit):
                 self.locate(ev, order, reduces, kernel)
 
     def locate(self, ev, order, reduces, kernel):
         """Re-run the group op by op; report the first op with finite inputs and a bad output."""
-        from .fusion.execute import _REDUCE_NAMES
-        from .fusion.lazy import LazyOp
-        from . import dtypes as _dt
-        backend = ev["device"].backend
-        vals = {}
-
-        def value(s, want):
-            if type(s) is LazyOp and id(s) in vals:
-                v, dt = vals[id(s)], s.dtype
-            elif type(s) is LazyOp or type(s) is Tensor:
-                dt = s.dtype
-                v = backend.compute(s.buf if type(s) is LazyOp else s.data, dt)
-            else:
-                return s
-            if dt is not want:
-                v = backend.compute(backend.cast(backend.store(v, dt), dt, want), want)
-            return v
-
-        steps = []
-        for lop, srcs in order:
-            want = [_dt.bool_ if lop.op == "where" and i == 0 else lop.in_dtype
-                    for i in range(len(srcs))]
-            args = [value(s, w) for s, w in zip(srcs, want)]
-            with np.errstate(all="ignore"):
-                if lop.op == "cast":
-                    out = backend.cast(backend.store(args[0], lop.in_dtype), lop.in_dtype,
-                                       lop.dtype)
-                else:
-                    out = backend.elementwise(lop.op, args, lop.dtype)
-            vals[id(lop)] = backend.compute(out, lop.dtype)
-            steps.append((lop, lop.op, args, out))
-        for o, srcs in reduces:
-            args = [value(srcs[0], o.dtype)]
-            with np.errstate(all="ignore"):
-                r = backend.reduce(_REDUCE_NAMES[o.op], backend.store(args[0], o.dtype), o.dtype,
-                                   o.axes, True, o.dtype)
-            steps.append((o, o.op, args, r))
-        first_bad = None
-        for lop, name, args, out in steps:
-            if lop.dtype.kind not in "fc":
-                continue
-            limit = _limit_for(lop.dtype, STATE.check_numerics_opts)
-            x = _host_view(out, lop.dtype, lop.device)
-            if not _is_bad(x, limit):
-                continue
-            arrays = [a for a in args if not isinstance(a, (bool, int, float, complex))]
-            clean = not any(a.dtype.kind in "fc" and _is_bad(a, None) for a in arrays)
-            if clean or first_bad is None:
-                first_bad = (lop, name, args, x, limit, clean)
-            if clean:
-                break
+        first_bad = rerun_unfused(ev, order, reduces, STATE.check_numerics_opts)
         if first_bad is None:
             return
         lop, name, args, x, limit, clean = first_bad
         node = self.lazy_bwd.get(lop)
-        ops = [n.op for n, _ in order] + [o.op for o, _ in reduces]
-        extra = ["input ranges: " + ", ".join(f"#{i} {_range(a)}" for i, a in enumerate(args)),
+        ops = [n.op for n, _ in order] + [LAZY_NAMES.get(o.op, o.op) for o, _ in reduces]
+        extra = ["input ranges: " + ", ".join(f"#{i} {value_range(a)}"
+                                              for i, a in enumerate(args)),
                  f"ran in fused kernel {kernel or '(unnamed)'} with ops [{', '.join(ops)}] over "
                  f"shape {tuple(ev['shape'])}; found by re-running the group op by op",
                  self.context(node),
                  "" if clean else "note: an input of the group already held NaN/Inf"]
-        rep = _report(x, limit)
-        _fail(name, lop.dtype, lop.shape, rep, limit, lop.site, extra,
+        _fail(name, lop.dtype, lop.shape, report(x, limit), limit, lop.site, extra,
               forward_op=node.name if node is not None else None, kernel=kernel)
 
 
@@ -377,6 +240,14 @@ def _device_flags(device):
     return _flags
 
 
+def sync_point():
+    """A natural synchronization (a host read of a GPU tensor, a device->host copy):
+    read the device flag of the checks queued since the last one, and raise the
+    first bad op's report. Free when nothing is queued (always, on the CPU)."""
+    if _flags is not None and _flags.ring:
+        _flags.poll()
+
+
 # -- switching the mode -----------------------------------------------------------------
 _checker = _Checker()
 _sub = None
@@ -399,8 +270,7 @@ def set_check_numerics(enabled=True, overflow=None):
             _sub = subscribe(_checker)
     else:
         try:
-            if _flags is not None and _flags.ring:
-                _flags.poll()  # a pending device-side finding is reported now
+            sync_point()  # a pending device-side finding is reported now
         finally:
             if _sub is not None:
                 _sub.remove()

@@ -203,6 +203,29 @@ def test_backward_in_a_fused_group():
     assert f":{fwd_line} " in str(e) and "fused kernel" in str(e)
 
 
+def test_backward_fused_cast_names_its_forward_cast():
+    # the adjoint of an fp16 -> fp32 cast casts the gradient back to fp16, where 1e5
+    # overflows; lazy casts send op events, so the adjoint is named
+    x = ts.asarray(np.full(BIG, 2.0, np.float32), requires_grad=True)
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            h = x.astype("fp16")
+            fwd_line = _line() + 1
+            y = (h.astype("fp32") * 1e5).sum()
+            y.backward()
+            x.grad.numpy()
+    e = ei.value
+    assert e.op == "cast" and e.forward_op == "cast" and e.dtype == ts.fp16
+    assert e.counts["posinf"] == BIG and e.kernel
+    assert "adjoint of 'cast'" in str(e) and f":{fwd_line} " in str(e)
+
+
+def test_op_level_names_a_lazy_reduction():
+    y = ts.sum(_big(3e38) * 10.0)
+    with pytest.raises(NumericsError, match=r"\[check_numerics\] sum produced"):
+        check_numerics(y)
+
+
 def test_clean_backward_passes():
     x = ts.asarray([1.0, 4.0], requires_grad=True)
     with check_numerics():
@@ -289,3 +312,50 @@ def test_device_flag_ring_reports_the_first_bad_entry():
     flags.poll()
     flags.poll()  # nothing queued: no report
     assert calls == ["b", "e"]
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """A device whose type is "cuda" but whose backend is NumPy's: ops run on the CPU
+    while check_numerics takes its GPU path (device flags, no per-op host check)."""
+    from tessera.device import Device
+    dev = object.__new__(Device)
+    dev.type, dev.index, dev._str = "cuda", 97, "cuda:97 (fake)"
+    dev._backend = ts.asarray([0.0]).device.backend
+    monkeypatch.setattr(numerics, "_flags", None)
+    return dev
+
+
+def _on(dev, values):
+    from tessera.tensor import _new
+    a = np.asarray(values, np.float32)
+    return _new(a, a.shape, ts.fp32, dev)
+
+
+@pytest.mark.parametrize("read", ["numpy", "item", "float", "tolist"])
+def test_gpu_path_reports_at_the_next_host_read(fake_gpu, read):
+    x = _on(fake_gpu, [4.0])
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            line = _line() + 1
+            y = ts.log(x - 5.0)       # queued on the device flag, not raised here
+            z = y * 2.0               # only passes the NaN on
+            assert len(numerics._flags.ring) == 3  # subtract, log, multiply
+            {"numpy": z.numpy, "item": z.item, "float": lambda: float(z),
+             "tolist": z.tolist}[read]()  # the natural sync: the flag is read
+    e = ei.value
+    assert e.op == "log" and e.site[1] == line and e.counts["nan"] == 1
+    assert numerics._flags.ring == [] and int(numerics._flags.word) == 0
+
+
+def test_gpu_path_clean_reads_and_leaving_the_mode(fake_gpu):
+    x = _on(fake_gpu, [4.0, 9.0])
+    with check_numerics():
+        y = ts.sqrt(x)
+        assert y.tolist() == [2.0, 3.0] and numerics._flags.ring == []
+        ts.log(x - 5.0)  # bad, never read on the host: reported when the mode ends
+        with pytest.raises(NumericsError, match="log produced 1 NaN"):
+            set_check_numerics(False)
+    assert STATE.check_numerics is False
+    ts.log(x - 5.0).numpy()  # mode off: no flag, no report
+    assert numerics._flags.ring == []

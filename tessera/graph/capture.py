@@ -13,8 +13,8 @@ buffer *slots*:
 A buffer is identified by the identity of its array object (`detach` and saved
 tensors share it), a pending lazy value by its `LazyOp`. Every recorded op also
 becomes an `OpRec` (name, operands, shape, dtype, source line, attributes) for the
-Graph IR; lazy casts and reductions, which emit no `op` event, are recorded when a
-later op or a fused group first reads them.
+Graph IR; a deferred op read before its own `op` event arrives (a group-size
+flush) is recorded when first read and gets its source line from the event.
 """
 from __future__ import annotations
 
@@ -146,9 +146,7 @@ class Recorder:
         operands = [self._operand(s) for s in lop.srcs]
         self.keep.append(lop)
         sid = self.new_slot("intermediate", lop, ("L", id(lop)))
-        attrs = {"axes": tuple(lop.axes)} if lop.axes is not None else {}
-        if lop.op == "cast":
-            attrs["to"] = lop.dtype.name
+        attrs = _lazy_attrs(lop)
         # no event carried this op: the site is the user line that first needed it
         name = _LAZY_NAMES.get(lop.op, lop.op)
         oid = self._add_op(name, operands, sid, lop.site or user_site(3), attrs, "lazy")
@@ -197,10 +195,14 @@ class Recorder:
         self.made.append((weakref.ref(out), None))
         if out._buf is None:  # deferred into the fusion buffer: a fused step computes it
             lop = out._lazy
+            oid = self.lazy2op.get(id(lop))
+            if oid is not None:  # already read (a group-size flush ran it): fix its line
+                self.ops[oid].site = site
+                return
             self.keep.append(lop)
             sid = self.new_slot("intermediate", out, ("L", id(lop)))
-            lop_site = site
-            self.lazy2op[id(lop)] = self._add_op(name, operands, sid, lop_site, {}, "lazy")
+            self.lazy2op[id(lop)] = self._add_op(name, operands, sid, site, _lazy_attrs(lop),
+                                                 "lazy")
             return
         buf = out._buf
         self.keep.append(buf)
@@ -276,6 +278,14 @@ class Recorder:
                            {"device": str(dst.device)}, "copy")
         info = dict(self._sched(), src_device=src.device, device=dst.device, dtype=dst.dtype)
         self.steps.append(Step("copy", ins, (sid,), [oid], info))
+
+
+def _lazy_attrs(lop):
+    """Graph IR attributes of a deferred op: a reduction's axes, a cast's target."""
+    attrs = {"axes": tuple(lop.axes)} if lop.axes is not None else {}
+    if lop.op == "cast":
+        attrs["to"] = lop.dtype.name
+    return attrs
 
 
 def _leaf_order(outputs, order):

@@ -18,10 +18,16 @@ def cast_tensor(x, dt):
     if (x._buf is None or x.size >= backend.FUSE_MIN_SIZE and STATE.fusion_mode != "none") \
             and dt.kind != "c" and src.kind != "c":  # the fusion IR has no complex type
         from ..fusion.lazy import lazy_elementwise
+        if STATE.event_sinks:  # deferred ops are events too (profiler, capture, numerics)
+            for s in STATE.event_sinks:
+                s("op_start", "cast")
         out = lazy_elementwise("cast", (x,), src, dt, x.shape, x.device, None)
         if x.requires_grad and STATE.grad_enabled and dt.is_differentiable:
             from ..autograd.engine import record
             record("cast", (x,), out, lambda g: (cast_tensor(g, src),))
+        if STATE.event_sinks:
+            for s in STATE.event_sinks:
+                s("op", ("cast", (x,), out))
         return out
     return apply_op("cast", (x,), lambda b: backend.cast(b, src, dt), dt, x.device,
                   (lambda g: (cast_tensor(g, src),)) if dt.is_differentiable else None)

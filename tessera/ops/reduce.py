@@ -70,9 +70,15 @@ def _reduce(name, x, axis, keepdims, out_dt, vjp_factory, **kw):
         # The producer is still pending: the reduction joins its fusion group.
         from ..fusion.lazy import lazy_reduce
         from ..autograd.engine import record
+        if STATE.event_sinks:  # deferred ops are events too (profiler, capture, numerics)
+            for s in STATE.event_sinks:
+                s("op_start", name)
         out = lazy_reduce(name, x, axes, out_dt, oshape)
         if vjp is not None:
             record(name, (x,), out, vjp, saved)
+        if STATE.event_sinks:
+            for s in STATE.event_sinks:
+                s("op", (name, (x,), out))
         return out
     b = x.device.backend
     dt = x.dtype

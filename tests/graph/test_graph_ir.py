@@ -148,3 +148,28 @@ def test_mlir_printer_escapes_and_types():
     assert mlir.attr(1e-30) == "1.0e-30 : f64"
     assert mlir.attr(float("inf")) == "0x7FF0000000000000 : f64"
     assert mlir.loc(("/x/a b.py", 12, "f")) == 'loc("/x/a b.py":12:0)'
+
+
+def test_deferred_casts_and_reductions_carry_their_own_lines():
+    # lazy casts and reductions send op events: their loc is the line that made them,
+    # not the line that later read them
+    import sys
+
+    def f(x):
+        line = sys._getframe().f_lineno
+        h = (x * 2.0).astype("bf16")
+        s = ts.sum(h * 3.0, axis=1)
+        r = s.astype("fp32") + 1.0
+        return r, line
+    x = rand(300, 256)
+    g = capture(lambda x: f(x)[0], x)
+    line = f(x)[1]
+    text = g.dump_ir("graph", print_=False)
+    locs = {}
+    for m in re.finditer(r'"tessera\.(\w+)"\(.*\{([^}]*)\}.* loc\("[^"]*":(\d+):0\)', text):
+        locs.setdefault(m.group(1), []).append(int(m.group(3)))
+    assert locs["cast"] == [line + 1, line + 3]
+    assert locs["sum"] == [line + 2]
+    assert 'to = "bf16"' in text and "axes = [1 : i64]" in text
+    assert [o.kind for o in g.ops if o.name in ("cast", "sum")] == ["lazy"] * 3
+    parse_mlir(text)

@@ -111,3 +111,12 @@ def test_device_lane_with_cuda_events():
     dev = [s for s in tl if s.tid == 1]
     assert dev and all(s.dur > 0 for s in dev if s.name == "matmul")
     assert tl.summary(quiet=True)[0]["name"] == "matmul"
+
+
+def test_deferred_casts_and_reductions_are_lazy_spans():
+    x = ts.asarray(np.random.rand(300, 256).astype(np.float32))
+    with profile() as tl:
+        y = ts.sum((x * 2.0).astype("bf16"), axis=0).astype("fp32")
+        y.numpy()
+    assert [s.name for s in tl.filter(cat="lazy")] == ["multiply", "cast", "sum", "cast"]
+    assert tl.filter(cat="fused")
