@@ -1,6 +1,7 @@
 """`python -m tessera`: the main job. A short tour on real work: the device, a small
 model trained with tessera ops, a NaN caught by check_numerics, a fused chain timed
-against NumPy, and the debugging views (IR, timeline). It grows with each capability.
+against NumPy, a training step captured as a graph (IR, replay, timeline), and the
+model quantized to int8. It grows with each capability.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def train():
         pred = ts.argmax(model(ts.asarray(xte)), axis=1).numpy()
     acc = float((pred == yte).mean())
     print(f"   test accuracy {acc:.1%} after 301 full-batch steps ({dt * 1e3 / 301:.2f} ms/step)\n")
-    return model
+    return model, (ts.asarray(xte), ts.asarray(yte))
 
 
 def numerics():
@@ -107,25 +108,64 @@ def timing():
     print(f"   tessera fused  {t_ts * 1e3:7.2f} ms   ({t_np / t_ts:.1f}x NumPy, max |diff| {err:.1e})\n")
 
 
-def debugging(model):
-    print("4. What ran: the fused groups of one loss evaluation")
-    ts.fusion.explain(print_=False)
-    X = ts.randn((4096, 2), seed=3)
-    with ts.no_grad():
-        h = model(X)
-        float(ts.logsumexp(h, axis=1).mean())
-    recs = ts.fusion.explain(print_=False)
-    for r in recs[-3:]:
-        print(f"   group [{', '.join(r['ops'])}] -> {r['kernel']} (ended by: {r['reason']})")
+def debugging(model, data):
+    print("4. One training step captured as a graph: IR, replay, timeline")
+    X, Y = data
+    opt = ts.optim.SGD(model.parameters(), lr=1e-3)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = ts.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    g = ts.graph.capture(step, X, Y)
+    graph_ir = g.dump_ir(level="graph", print_=False)
+    ops = [ln.split('"')[1] for ln in graph_ir.splitlines() if '"tessera.' in ln]
+    print(f"   Graph IR: {len(ops)} ops ({', '.join(sorted(set(ops))[:6])}, ...); "
+          f"Schedule and Tile IR: {len(g.kernels())} kernels")
+    t_eager = _best(lambda: step(X, Y))
+    t_replay = _best(lambda: g(X, Y))
+    print(f"   eager step {t_eager * 1e3:.2f} ms, replayed graph {t_replay * 1e3:.2f} ms "
+          f"({t_eager / t_replay:.1f}x)")
+    tl = g.trace_execution()
+    top = sorted((sp for sp in tl.spans if sp.cat != "replay"), key=lambda sp: -sp.dur)[:3]
+    print("   timeline of one replay, slowest steps: "
+          + ", ".join(f"{sp.name} {sp.dur / 1e3:.0f} us" for sp in top))
     print()
+
+
+def quantization(model, data):
+    print("5. int8 weights: memory and accuracy")
+    X, Y = data
+    with ts.no_grad():
+        before = float((ts.argmax(model(X), axis=1) == Y).astype("fp32").mean())
+    nbytes = sum(p.nbytes for p in model.parameters())
+    ts.nn.quantize_(model, scheme="int8_per_channel")
+    with ts.no_grad():
+        after = float((ts.argmax(model(X), axis=1) == Y).astype("fp32").mean())
+    qbytes = sum(m.qweight.nbytes + (m.bias.nbytes if m.bias is not None else 0)
+                 for m in model.modules() if hasattr(m, "qweight"))
+    print(f"   weights {nbytes} -> {qbytes} bytes ({nbytes / qbytes:.1f}x smaller); "
+          f"accuracy {before:.1%} -> {after:.1%}\n")
+
+
+def _best(f, n=5):
+    best = float("inf")
+    for _ in range(n):
+        t = time.perf_counter()
+        f()
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def main(argv=None):
     banner()
-    model = train()
+    model, data = train()
     numerics()
     timing()
-    debugging(model)
+    debugging(model, data)
+    quantization(model, data)
     print("Done. Tests: python -m pytest; benchmarks: python benchmarks/<name>.py")
     return 0
 
