@@ -1,0 +1,152 @@
+"""tessera.linop benchmarks.
+
+1. CG on the 2-D Poisson problem (5-point Laplacian, Dirichlet) per iteration:
+   tessera's matrix-free `linop.cg` against `scipy.sparse.linalg.cg` on the CSR
+   matrix (CPU), and against `cupyx.scipy.sparse.linalg.cg` on a GPU when CuPy
+   is present. Both run a fixed number of iterations (unreachable tolerance).
+2. The gradient of a solve: implicit differentiation (one adjoint CG solve) vs
+   differentiating the unrolled CG iterations on the tape, in time and in peak
+   host memory (tracemalloc), as the iteration count grows.
+
+    python benchmarks/operators.py [--n 512] [--iters 200] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import header, table, timeit  # noqa: E402
+
+import tessera as ts  # noqa: E402
+from tessera import linop  # noqa: E402
+
+
+def scipy_poisson(n, h):
+    import scipy.sparse as sp
+    T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(n, n))
+    I = sp.identity(n)
+    return ((sp.kron(T, I) + sp.kron(I, T)) / (h * h)).tocsr()
+
+
+def bench_cg(n, iters, repeat):
+    import scipy.sparse.linalg as spl
+    h = 1.0 / (n + 1)
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal(n * n)
+    A_ts = -linop.laplacian((n, n), h=h)
+    A_sp = scipy_poisson(n, h)
+    bt = ts.asarray(b.reshape(n, n), dtype="fp64")
+    assert np.allclose(A_ts.matvec(bt).numpy().ravel(), A_sp @ b)
+
+    def run_ts():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return linop.cg(A_ts, bt, rtol=1e-300, maxiter=iters)
+
+    def run_sp():
+        return spl.cg(A_sp, b, rtol=1e-300, maxiter=iters)
+    x_ts, info = run_ts()
+    x_sp, code = run_sp()
+    agree = np.abs(x_ts.numpy().ravel() - x_sp).max() / np.abs(x_sp).max()
+    t_ts = timeit(run_ts, repeat=repeat) / iters
+    t_sp = timeit(run_sp, repeat=repeat) / iters
+    mv_ts = timeit(lambda: A_ts.matvec(bt), repeat=repeat * 5, number=5)
+    mv_sp = timeit(lambda: A_sp @ b, repeat=repeat * 5, number=5)
+    rows = [{"what": f"CG per iteration ({n}x{n})", "tessera ms": t_ts * 1e3,
+             "scipy ms": t_sp * 1e3, "tessera/scipy": t_ts / t_sp},
+            {"what": f"matvec ({n}x{n})", "tessera ms": mv_ts * 1e3, "scipy ms": mv_sp * 1e3,
+             "tessera/scipy": mv_ts / mv_sp}]
+    print(f"CG, {iters} iterations, fp64; solutions agree to {agree:.1e} (relative max)")
+    table(rows, ["what", "tessera ms", "scipy ms", "tessera/scipy"])
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        print("CuPy: not installed here, GPU comparison skipped\n")
+        return
+    import cupy as cp
+    import cupyx.scipy.sparse as csp
+    import cupyx.scipy.sparse.linalg as cspl
+    A_cp = csp.csr_matrix(A_sp)
+    b_cp = cp.asarray(b)
+    bt_g = ts.asarray(b_cp.reshape(n, n), device="cuda")
+    sync = cp.cuda.Device().synchronize
+
+    def run_tg():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return linop.cg(A_ts, bt_g, rtol=1e-300, maxiter=iters)
+    t_tg = timeit(run_tg, repeat=repeat, sync=sync) / iters
+    t_cp = timeit(lambda: cspl.cg(A_cp, b_cp, tol=1e-300, maxiter=iters), repeat=repeat,
+                  sync=sync) / iters
+    table([{"what": f"CG per iteration ({n}x{n}, GPU)", "tessera ms": t_tg * 1e3,
+            "cupy ms": t_cp * 1e3, "cupy/tessera": t_cp / t_tg}],
+          ["what", "tessera ms", "cupy ms", "cupy/tessera"])
+
+
+def unrolled_cg(A, b, iters):
+    """Plain CG in tessera ops, recorded on the tape step by step."""
+    x = b * 0.0
+    r = b
+    p = r
+    rr = (r * r).sum()
+    for _ in range(iters):
+        q = A.matvec(p)
+        alpha = rr / (p * q).sum()
+        x = x + alpha * p
+        r = r - alpha * q
+        rr_new = (r * r).sum()
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+def bench_grad(n, iter_list):
+    h = 1.0 / (n + 1)
+    A = -linop.laplacian((n, n), h=h)
+    b0 = np.random.default_rng(1).standard_normal((n, n))
+    rows = []
+    for iters in iter_list:
+        res = {}
+        for kind in ("implicit", "unrolled"):
+            b = ts.asarray(b0, dtype="fp64", requires_grad=True)
+            tracemalloc.start()
+            t = time.perf_counter()
+            if kind == "implicit":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    x, _ = linop.cg(A, b, rtol=1e-300, maxiter=iters)
+            else:
+                x = unrolled_cg(A, b, iters)
+            (x * x).sum().backward()
+            _ = b.grad.numpy()
+            el = time.perf_counter() - t
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+            res[kind] = (el, peak / 2 ** 20)
+        rows.append({"grid": f"{n}x{n}", "CG iterations": iters,
+                     "implicit s": res["implicit"][0], "unrolled s": res["unrolled"][0],
+                     "time unrolled/implicit": res["unrolled"][0] / res["implicit"][0],
+                     "implicit MiB": res["implicit"][1], "unrolled MiB": res["unrolled"][1],
+                     "memory unrolled/implicit": res["unrolled"][1] / res["implicit"][1]})
+    print("gradient of sum(x^2), x = CG(A, b): implicit adjoint vs unrolled tape "
+          "(forward + backward; peak host memory by tracemalloc)")
+    table(rows, ["grid", "CG iterations", "implicit s", "unrolled s", "time unrolled/implicit",
+                 "implicit MiB", "unrolled MiB", "memory unrolled/implicit"])
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=512)
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    header("linop: CG on 2-D Poisson vs SciPy/CuPy; implicit vs unrolled solve gradients")
+    bench_cg(a.n, a.iters, 3 if a.quick else 7)
+    bench_grad(64 if a.quick else 128, (25, 100) if a.quick else (25, 100, 400))
