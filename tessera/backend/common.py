@@ -273,7 +273,13 @@ class ArrayBackend:
         return self.store(out, dtype)
 
     def copy(self, buf):
-        return buf.copy()
+        """A C-contiguous copy with its own storage."""
+        return self.xp.array(buf, copy=True, order="C")
+
+    def cumsum(self, buf, dtype, axis, out_dtype):
+        """Running sum along `axis` in the accumulation dtype (not yet stored)."""
+        return self.xp.cumsum(self.compute(buf, dtype), axis=axis,
+                              dtype=self.accum_dtype(out_dtype))
 
     def empty(self, shape, dtype):
         return self.xp.empty(shape, dtype=self.storage_dtype(dtype))

@@ -187,6 +187,24 @@ class CudaBackend(ArrayBackend):
         kshape = lead + (1,) * n_axes
         return y.reshape(buf.shape), mean.reshape(kshape), rstd.reshape(kshape)
 
+    def copy(self, buf):
+        """Strided (non-contiguous) sources go through tessera's N-d strided-copy kernel."""
+        if buf.flags.c_contiguous or buf.ndim > 8 or buf.size == 0:
+            return buf.copy()
+        from ..kernels.launchers.movement import permute_copy
+        return permute_copy(buf)
+
+    def cumsum(self, buf, dtype, axis, out_dtype):
+        """The scan kernel runs along the last axis of a contiguous 2-D view."""
+        from ..kernels.launchers.reduce import cumsum
+        if dtype.kind == "c":
+            return super().cumsum(buf, dtype, axis, out_dtype)
+        xp = self.xp
+        x = xp.ascontiguousarray(xp.moveaxis(buf, axis, -1))
+        shape = x.shape
+        r = cumsum(x.reshape(-1, shape[-1]) if x.ndim != 1 else x, dtype=dtype.name)
+        return xp.moveaxis(r.reshape(shape), -1, axis)
+
     def scatter_add(self, target, index, values):
         import cupyx
         cupyx.scatter_add(target, index, values)

@@ -274,7 +274,7 @@ def cumulative_sum(x, axis=None, *, dtype=None, include_initial=False):
     dt = x.dtype
 
     def fwd(buf):
-        c = xp.cumsum(b.compute(buf, dt), axis=ax, dtype=b.accum_dtype(out_dt))
+        c = b.cumsum(buf, dt, ax, out_dt)
         if include_initial:
             pad = [(0, 0)] * c.ndim
             pad[ax] = (1, 0)
