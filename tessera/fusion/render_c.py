@@ -34,6 +34,7 @@ _SIMD_F32 = ("expf exp2f expm1f logf log1pf log2f log10f sinf cosf tanf asinf ac
 _SIMD_F32_2 = "powf atan2f hypotf".split()
 
 PRELUDE = """#include <stdint.h>
+#include <stdlib.h>
 #include <math.h>
 #include <omp.h>
 """ + "".join(f"#pragma omp declare simd notinbranch\nfloat {f}(float);\n" for f in _SIMD_F32) \

@@ -160,6 +160,7 @@ def cols(r, ir):
     o += [f"  const int64_t C = shape[{last}], nb = (C + {COL_BLOCK} - 1) / {COL_BLOCK};",
           "  if (O == 0 || C == 0) return;"]
     r._kernel_level(ir, o)
+    o += _cols_split_rows(r, ir, kd, rd, slots, accs)
     o += ["  #pragma omp parallel for schedule(static) if (O * C * R >= TS_OMP_MIN && O * nb > 1)",
           "  for (int64_t ob = 0; ob < O * nb; ob++) {",
           "    const int64_t o = ob / nb, c0 = (ob % nb) * " + str(COL_BLOCK) + ";",
@@ -182,5 +183,44 @@ def cols(r, ir):
     o += ["    }", "  }"]
     return o
 
+
+def _cols_split_rows(r, ir, kd, rd, slots, accs):
+    """One output row of at most SPLIT_MAX_C columns (sum over the leading axis of a
+    matrix): the threads split the reduced rows and each streams whole rows (column
+    blocks would have each thread hop 4 KiB pages, where the prefetcher stops); the
+    per-thread partial rows are combined in thread order."""
+    nd, last = ir.ndim, ir.ndim - 1
+    if kd:
+        return []
+    o = [f"  if (O == 1 && C <= {SPLIT_MAX_C} && C * R >= TS_OMP_MIN) {{"]
+    o += ["    int64_t mt = omp_get_max_threads();", "    if (mt > 256) mt = 256;"]
+    o += [f"    {_ct(wide)} *part{m} = ({_ct(wide)} *)malloc(sizeof({_ct(wide)}) * C * mt);"
+          for m, v, dt, op, lane, wide in accs]
+    o += ["    int nt_used = 1;", "    #pragma omp parallel", "    {",
+          "      int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();",
+          "      if (nt > mt) nt = mt;", "      if (t == 0) nt_used = (int)nt;",
+          "      const int64_t rlo = R * t / nt, rhi = R * (t + 1) / nt;"]
+    o += [f"      {_ct(wide)} *w{m} = part{m} + t * C;" for m, v, dt, op, lane, wide in accs]
+    o += [f"      for (int64_t j = 0; j < C && t < nt; j++) w{m}[j] = {r.identity(op, wide)};"
+          for m, v, dt, op, lane, wide in accs]
+    o += [f"      int64_t b{k} = 0;" for k in slots]
+    o += ["      for (int64_t r = rlo; r < rhi && t < nt; r++) {"]
+    o += _reduced_offsets(ir, rd, slots, "        ")
+    o += ["        #pragma omp simd", "        for (int64_t j = 0; j < C; j++) {"]
+    o += r.stmts_at_levels(ir, (ROW, ELEM), _ld(ir, last, "j"), "          ")
+    o += [f"          w{m}[j] = {r.combiner(op, wide)}(w{m}[j], ({_ct(wide)})v{v});"
+          for m, v, dt, op, lane, wide in accs]
+    o += ["        }", "      }", "    }", "    for (int t = 1; t < nt_used; t++)",
+          "      for (int64_t j = 0; j < C; j++) {"]
+    o += [f"        part{m}[j] = {r.combiner(op, wide)}(part{m}[j], part{m}[t * C + j]);"
+          for m, v, dt, op, lane, wide in accs]
+    o += ["      }", "    for (int64_t j = 0; j < C; j++) {"]
+    o += _store(r, ir, accs, lambda m: f"part{m}[j]", "j", "      ")
+    o += ["    }"] + [f"    free(part{m});" for m, v, dt, op, lane, wide in accs]
+    o += ["    return;", "  }"]
+    return o
+
+
+SPLIT_MAX_C = 8192
 
 __all__ = ["rows", "cols", "KERNEL"]
