@@ -11,7 +11,7 @@ What SciPy's `LinearOperator`, PyLops and lineax users reach for:
 >>> info.converged, linop.dottest(L).passed
 (True, True)
 
-Modules: `base` (LinearOperator, algebra, simplification), `builtins` (dense,
+Modules: `base` (LinearOperator), `algebra` (composites, simplification), `builtins` (dense,
 diagonal, identity, zero, restriction, from_function, kron, block), `stencils`
 (finite differences, Laplacian), `convolve` (direct and FFT), `sparse` (CSR),
 `dottest`, `krylov` (the iterations) and `solvers` (the differentiable API).

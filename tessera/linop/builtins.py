@@ -270,7 +270,7 @@ class Kronecker(LinearOperator):
         return Kronecker(adjoint(self.ops[0]), adjoint(self.ops[1]))
 
     def expr(self):
-        from .base import _wrap
+        from .algebra import _wrap
         return self.name or f"kron({_wrap(self.ops[0], 0)}, {_wrap(self.ops[1], 0)})"
 
 

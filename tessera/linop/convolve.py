@@ -3,10 +3,13 @@
 shifted copies in tessera ops: small kernels, gradients for x and k from
 autodiff) or through FFTs (large kernels).
 
-FFT path: tessera.fft did not exist when this was written (issue 10 is writing
-it), so the FFTs run on the backend's array module (`numpy.fft` / `cupy.fft`)
-inside two ops with hand-written adjoints: `fft_conv_full` and `fft_corr`
-(each is the other's VJP). Replace them with tessera.fft when it lands.
+FFT path: `fft_conv_full` is irfftn(rfftn(x) rfftn(k)) in `tessera.fft`, so its
+gradients in x and k come from tessera.fft's adjoints; the operator's adjoint
+is the correlation, a convolution with the flipped kernel, cropped. When
+tessera.fft is absent (it was written concurrently, issue 10), a FALLBACK runs
+the FFTs on the backend's array module (`numpy.fft` / `cupy.fft`) inside two
+ops with hand-written adjoints, `_xp_fft_conv_full` and `_xp_fft_corr` (each
+the other's VJP).
 
 >>> import tessera as ts
 >>> from tessera import linop
@@ -50,8 +53,35 @@ def _fft_shapes(a, b):
     return tuple(p + q - 1 for p, q in zip(a, b))
 
 
+def _tessera_fft():
+    try:
+        from .. import fft
+        return fft
+    except ImportError:  # pragma: no cover - tessera.fft is part of the package now
+        return None
+
+
 def fft_conv_full(x, k):
     """Full convolution by FFT: irfftn(rfftn(x) * rfftn(k)) at size n + m - 1."""
+    F = _tessera_fft()
+    if F is None:
+        return _xp_fft_conv_full(x, k)
+    s = _fft_shapes(x.shape, k.shape)
+    return F.irfftn(F.rfftn(x, s=s) * F.rfftn(k, s=s), s=s)
+
+
+def fft_corr(g, a, n):
+    """out[i] = sum_j a[j] g[i + j] for i < n: the full convolution of g with the
+    flipped a, from offset len(a) - 1."""
+    if _tessera_fft() is None:
+        return _xp_fft_corr(g, a, n)
+    from ..ops.movement import flip
+    full = fft_conv_full(g, flip(a))
+    return full[tuple(slice(m - 1, m - 1 + d) for m, d in zip(a.shape, n))]
+
+
+def _xp_fft_conv_full(x, k):
+    """FALLBACK without tessera.fft: the backend's FFT in one op, hand adjoint."""
     xp = x.device.backend.xp
     s = _fft_shapes(x.shape, k.shape)
     dt = _promote(x.dtype, k.dtype)
@@ -62,11 +92,11 @@ def fft_conv_full(x, k):
         K = xp.fft.rfftn(kb, s, axes=axes)
         return xp.fft.irfftn(X * K, s, axes=axes).astype(xb.dtype, copy=False)
     return apply_op("linop.fft_conv", (x, k), fwd, dt, x.device,
-                    lambda g: (fft_corr(g, k, x.shape), fft_corr(g, x, k.shape)))
+                    lambda g: (_xp_fft_corr(g, k, x.shape), _xp_fft_corr(g, x, k.shape)))
 
 
-def fft_corr(g, a, n):
-    """out[i] = sum_j a[j] g[i + j] for i < n (no wrap-around: len(g) = n + len(a) - 1)."""
+def _xp_fft_corr(g, a, n):
+    """FALLBACK: out[i] = sum_j a[j] g[i + j], i < n (no wrap: len(g) = n + len(a) - 1)."""
     xp = g.device.backend.xp
     s = g.shape
     axes = tuple(range(g.ndim))
@@ -77,7 +107,7 @@ def fft_corr(g, a, n):
         full = xp.fft.irfftn(G * xp.conj(A), s, axes=axes)
         return full[tuple(slice(0, d) for d in n)].astype(gb.dtype, copy=False)
     return apply_op("linop.fft_corr", (g, a), fwd, _promote(g.dtype, a.dtype), g.device,
-                    lambda w: (fft_conv_full(w, a), fft_corr(g, w, a.shape)))
+                    lambda w: (_xp_fft_conv_full(w, a), _xp_fft_corr(g, w, a.shape)))
 
 
 class Convolution(LinearOperator):

@@ -153,3 +153,17 @@ def test_shape_mismatch_in_solver():
         linop.cg(T(spd(4)), T(np.ones(5)))
     with pytest.raises(ts.ShapeError, match=r"\[cg\] needs a square operator"):
         linop.cg(T(np.ones((3, 4))), T(np.ones(3)))
+
+
+def test_cg_on_device(device):
+    """The same solver code on the device's array module (NumPy here, CuPy on a GPU)."""
+    n = 24
+    L = -linop.laplacian((n, n), h=1 / (n + 1))
+    b = ts.asarray(rng.standard_normal((n, n)), dtype="fp64", device=device, requires_grad=True)
+    x, info = linop.cg(L, b, rtol=1e-12)
+    assert info.converged and x.device.type == device
+    (x * x).sum().backward()
+    D = L.to_dense(device="cpu").numpy()
+    xr = np.linalg.solve(D, b.detach().cpu().numpy().ravel())
+    np.testing.assert_allclose(x.cpu().numpy().ravel(), xr, rtol=1e-8)
+    np.testing.assert_allclose(b.grad.cpu().numpy().ravel(), np.linalg.solve(D, 2 * xr), rtol=1e-7)

@@ -37,14 +37,6 @@ def test_adjoint_gradient_matches_fd(method):
     n = 8
     h = 1 / (n + 1)
 
-    def f(u0, logk, s):
-        return pde.integrate(u0, 2e-4, 13, operator=lambda lk: pde.diffusion_operator(ts.exp(lk), h),
-                             params=(logk,), source=lambda t, s: s * (1.0 + t), method=method,
-                             save_every=4, checkpoint_every=3,
-                             solver_options={"rtol": 1e-13}) if method in ("implicit_euler", "crank_nicolson") else \
-            pde.integrate(u0, 2e-4, 13, operator=lambda lk: pde.diffusion_operator(ts.exp(lk), h),
-                          params=(logk,), source=lambda t, s: s * (1.0 + t), method=method,
-                          save_every=4, checkpoint_every=3)
     # source closes over s: pass it as a param so its gradient flows too
     def g(u0, logk, s):
         return pde.integrate(u0, 2e-4, 13,
