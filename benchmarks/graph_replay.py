@@ -3,7 +3,8 @@
 (a flat list of fwd / ufunc / fused-kernel calls on buffers).
 
 Programs: a small-tensor MLP training step (32-64-64-10, batch 16: forward,
-backward, SGD update in place), its forward pass alone, and a large elementwise
+backward, SGD update in place), the same step with `tessera.optim.Adam`, its
+forward pass alone, and a large elementwise
 chain (fused into one generated kernel, where the kernel dominates and replay can
 only save the Python around it). Replay is checked against eager before timing.
 
@@ -72,6 +73,27 @@ def bench(quick):
     tr = timeit(lambda: g(x, y), repeat, number)
     rows.append({"program": "MLP train step (32-64-64-10, batch 16)", "ops": len(g.ops),
                  "steps": len(g.steps), "eager us": te * 1e6, "replay us": tr * 1e6,
+                 "speedup": te / tr})
+    # -- training step with Adam (state updated in place, step count in a tensor)
+    pa = mlp(np.random.default_rng(1))
+    pb = [ts.asarray(p.numpy().copy(), requires_grad=True) for p in pa]
+    oa, ob = ts.optim.Adam(pa, lr=1e-3), ts.optim.Adam(pb, lr=1e-3)
+
+    def adam_step(params, opt, x, y):
+        opt.zero_grad()
+        loss = ((forward(params, x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        return loss
+    ga = capture(lambda x, y: adam_step(pb, ob, x, y), x, y)
+    adam_step(pa, oa, x, y)
+    for _ in range(3):
+        le, lr_ = adam_step(pa, oa, x, y), ga(x, y)
+        assert float(le) == float(lr_), (float(le), float(lr_))
+    te = timeit(lambda: adam_step(pa, oa, x, y), repeat, number)
+    tr = timeit(lambda: ga(x, y), repeat, number)
+    rows.append({"program": "MLP train step + Adam (same MLP)", "ops": len(ga.ops),
+                 "steps": len(ga.steps), "eager us": te * 1e6, "replay us": tr * 1e6,
                  "speedup": te / tr})
     # -- forward only (no grad)
     with ts.no_grad():

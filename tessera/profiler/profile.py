@@ -127,9 +127,13 @@ class Recorder:
         origin = self.origin
         spans = []
         pairs, owners = [], []
+        metas = {}  # (shape, dtype) -> its args dict, shared by the spans that have it
         for name, cat, t0, t1, nb, args, evs in self.raw:
             if type(args) is tuple:  # (shape, dtype), kept raw on the hot path
-                args = {"shape": list(args[0]), "dtype": args[1].name}
+                m = metas.get(args)
+                if m is None:
+                    m = metas[args] = {"shape": list(args[0]), "dtype": args[1].name}
+                args = m
             spans.append(Span(name, cat, t0 - origin, t1 - t0, HOST, nb, args))
             if evs is not None:
                 pairs.append(evs)
@@ -157,28 +161,34 @@ class Recorder:
         return None  # the begin mark was lost (an exception in between): no span
 
     def _on_event(self, kind, p):
+        # op_start/op come once per op: they are tested first and kept short (no
+        # properties, no list building; bytes from the buffers' own nbytes)
         now = _now()
         if kind == "op_start":
-            self._stack().append(["op_start", now, self._clock.mark() if self._clock else None])
+            st = self._stacks.get(_ident())
+            if st is None:
+                st = self._stack()
+            st.append(("op_start", now, self._clock.mark() if self._clock is not None else None))
         elif kind == "op":
             st = self._stacks.get(_ident())
             b = st.pop() if st and st[-1][0] == "op_start" else self._pop("op_start")
             if b is None:
                 return
             out = p[2]
+            buf = out._buf
             nb = meta = None
-            lazy = out._buf is None
             if self.record_shapes:
                 meta = (out.shape, out.dtype)
-                if not lazy:
-                    nb = out.size * out.dtype.itemsize
+                if buf is not None:
+                    nb = buf.nbytes
                     for t in p[1]:
                         if type(t) is Tensor:
-                            nb += t.size * t.dtype.itemsize
+                            tb = t._buf
+                            nb += tb.nbytes if tb is not None else t.size * t.dtype.itemsize
             evs = None
-            if self._clock is not None and not lazy and out.device.type != "cpu":
+            if self._clock is not None and buf is not None and out.device.type != "cpu":
                 evs = (b[2], self._clock.mark())
-            self.raw.append((p[0], "lazy" if lazy else "op", b[1], now, nb, meta, evs))
+            self.raw.append((p[0], "op" if buf is not None else "lazy", b[1], now, nb, meta, evs))
         elif kind in ("fused_start", "backward_start", "copy_start"):
             extra = _lop_bytes(p) if kind == "fused_start" and self.record_shapes else None
             self._stack().append([kind, now, self._clock.mark() if self._clock else None,
@@ -233,4 +243,4 @@ def profile(device_timing=None, record_shapes=True):
         yield tl
     finally:
         done = rec.stop()
-        tl.spans, tl.meta = done.spans, done.meta
+        tl.spans, tl.meta = done._spans, done.meta  # not `.spans`: no nesting yet

@@ -37,8 +37,15 @@ class Span:
     __slots__ = ("name", "cat", "ts", "dur", "tid", "nbytes", "args", "self_ns")
 
     def __init__(self, name, cat, ts, dur, tid=HOST, nbytes=None, args=None):
-        self.name, self.cat, self.ts, self.dur = name, cat, int(ts), max(int(dur), 0)
-        self.tid, self.nbytes, self.args, self.self_ns = tid, nbytes, args, self.dur
+        # the profiler builds one per op: ints (perf_counter_ns) pass through untouched
+        if type(ts) is not int:
+            ts = int(ts)
+        if type(dur) is not int:
+            dur = int(dur)
+        if dur < 0:
+            dur = 0
+        self.name, self.cat, self.ts, self.dur = name, cat, ts, dur
+        self.tid, self.nbytes, self.args, self.self_ns = tid, nbytes, args, dur
 
     def __repr__(self):
         return f"<Span {self.cat}:{self.name} +{self.ts / 1e3:.1f}us {self.dur / 1e3:.1f}us>"
@@ -100,10 +107,23 @@ class Timeline:
     """Spans recorded by `tessera.profiler.profile()` (or built with `from_events`)."""
 
     def __init__(self, spans=(), meta=None):
-        self.spans = list(spans)
+        self.spans = spans
         self.meta = dict(meta or {})
         self.result = None  # what the traced run returned (Graph.trace_execution)
-        _nest(self.spans)
+
+    # Self times are computed on first access, not when recording stops: leaving a
+    # `profile()` block then costs no sort, and a timeline nobody reads costs nothing.
+    @property
+    def spans(self):
+        if self._dirty:
+            _nest(self._spans)
+            self._dirty = False
+        return self._spans
+
+    @spans.setter
+    def spans(self, spans):
+        self._spans = list(spans)
+        self._dirty = True
 
     @classmethod
     def from_events(cls, events, meta=None):
@@ -124,7 +144,7 @@ class Timeline:
         return cls(spans, meta)
 
     def __len__(self):
-        return len(self.spans)
+        return len(self._spans)
 
     def __iter__(self):
         return iter(self.spans)
