@@ -25,6 +25,7 @@ from . import random
 from .random import Generator, manual_seed, rand, randn
 from . import fusion, op, schedule
 from . import graph, profiler
+from . import linop, pde, recursive
 from .numerics import check_numerics, set_check_numerics
 from . import interop
 from . import fft
