@@ -140,11 +140,23 @@ def zeros_of(shape, like):
 def index_add(x, key, v):
     """Out of place: a copy of `x` with `v` added at `key`; repeated indices
     accumulate (the adjoint of gathering)."""
-    x = to_tensor("index_add", x)
-    v = to_tensor("index_add", v, device=x.device) if not isinstance(v, (int, float)) else v
-    k, idx = _norm_key("index_add", x, key)
+    return _index_update("index_add", x, key, v, accumulate=True)
+
+
+def index_put(x, key, v):
+    """Out of place: a copy of `x` with `x[key] = v` (the functional setitem)."""
+    return _index_update("index_put", x, key, v, accumulate=False)
+
+
+def _index_update(op, x, key, v, accumulate):
+    x = to_tensor(op, x)
+    if not isinstance(v, (bool, int, float, complex)):
+        v = to_tensor(op, v, device=x.device)
+    k, idx = _norm_key(op, x, key)
     b = x.device.backend
     vt = isinstance(v, Tensor)
+    if vt and v.device is not x.device:
+        raise DeviceError(f"[{op}] value on {v.device} for a tensor on {x.device}")
     xdt, vdt = x.dtype, (v.dtype if vt else None)
 
     def fwd(xb, *rest):
@@ -153,38 +165,18 @@ def index_add(x, key, v):
         if vt and vdt is not xdt:
             vv = b.cast(vv, vdt, xdt)
         kk = _fill(k, rest[1:] if vt else rest)
-        if idx:
-            b.scatter_add(out, kk, vv)
+        if not accumulate:
+            out[kk] = vv
+        elif idx:
+            b.scatter_add(out, kk, vv)  # repeated indices accumulate
         else:
             out[kk] += vv
         return out
 
     def vjp(g):
-        return (g, getitem(g, key) if vt else None) + (None,) * len(idx)
-    return apply_op("index_add", (x, v if vt else None, *idx), fwd, x.dtype, x.device, vjp)
-
-
-def index_put(x, key, v):
-    """Out of place: a copy of `x` with `x[key] = v` (the functional setitem)."""
-    x = to_tensor("index_put", x)
-    k, idx = _norm_key("index_put", x, key)
-    b = x.device.backend
-    vt = isinstance(v, Tensor)
-    if vt and v.device is not x.device:
-        raise DeviceError(f"[index_put] value on {v.device} for a tensor on {x.device}")
-    xdt, vdt = x.dtype, (v.dtype if vt else None)
-
-    def fwd(xb, *rest):
-        out = b.copy(xb)
-        vv = rest[0] if vt else v
-        if vt and vdt is not xdt:
-            vv = b.cast(vv, vdt, xdt)
-        out[_fill(k, rest[1:] if vt else rest)] = vv
-        return out
-
-    def vjp(g):
-        return (index_put(g, key, 0.0), getitem(g, key) if vt else None) + (None,) * len(idx)
-    return apply_op("index_put", (x, v if vt else None, *idx), fwd, x.dtype, x.device, vjp)
+        gx = g if accumulate else index_put(g, key, 0.0)
+        return (gx, getitem(g, key) if vt else None) + (None,) * len(idx)
+    return apply_op(op, (x, v if vt else None, *idx), fwd, x.dtype, x.device, vjp)
 
 
 def setitem(x, key, value):
