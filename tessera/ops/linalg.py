@@ -83,6 +83,16 @@ def matmul(x1, x2):
         ga = matmul(g, matrix_transpose(bd)) if a.requires_grad else None
         gb = matmul(matrix_transpose(ad), g) if b.requires_grad else None
         return ga, gb
+    if STATE.fusion_mode == "aggressive" and dt.kind == "f" and not STATE.event_sinks:
+        # A pending product, so that a following `+ bias` and activation can run as
+        # the GEMM's epilogue (one launch on CUDA; BLAS + one fused kernel on the
+        # CPU). Not while capturing or profiling: those record ops as they run.
+        from ..fusion.lazy import lazy_matmul
+        from ..autograd.engine import record
+        out = lazy_matmul(a, b, dt, shape, dev, fwd)
+        if STATE.grad_enabled and (a.requires_grad or b.requires_grad):
+            record("matmul", (a, b), out, vjp, (ad, bd))
+        return out
     return apply_op("matmul", (a, b), fwd, dt, dev, vjp, (ad, bd), shape=shape)
 
 
