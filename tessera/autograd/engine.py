@@ -115,35 +115,91 @@ def needs_grad(*tensors):
     return False
 
 
-def record(name, inputs, outputs, vjp, saved=(), info=None):
+def record(name, inputs, outputs, vjp, saved=(), info=None, *, origins=None):
     """Put one op on the tape. `inputs`: the op's tensor inputs (those that do not
     require grad get no edge); `outputs`: tensor or tuple of tensors made by the op;
     `vjp(g)` (or `vjp(g0, g1, ...)` for several outputs) returns one gradient per
-    input; `saved`: tensors the vjp closes over, checked for in-place writes."""
-    # One explicit loop, no generators and no _edge call for non-leaves: this runs
-    # once per recorded op (profiled: about half the cost of the genexpr version).
-    next_, metas = [], []
-    for t in inputs:
-        if t is None:
-            next_.append(None)
-            metas.append(None)
-            continue
-        if t.requires_grad:
-            fn = t.grad_fn
-            next_.append((fn, t._out_idx) if fn is not None else _edge(t))
+    input; `saved`: tensors the vjp closes over, checked for in-place writes.
+    `origins` (optional): for each saved tensor, what `_origin` would find, when
+    the caller knows it (elementwise ops do), to skip the search."""
+    # Explicit code for one and two inputs, no generators, lists or _edge call for
+    # non-leaves: this runs once per recorded op (the eager hot path).
+    n_in = len(inputs)
+    if n_in == 2:
+        a, b = inputs
+        if a is None:
+            ea = ma = None
         else:
-            next_.append(None)
-        metas.append((t.shape, t.dtype))
+            ma = (a.shape, a.dtype)
+            if a.requires_grad:
+                fn = a.grad_fn
+                ea = (fn, a._out_idx) if fn is not None else _edge(a)
+            else:
+                ea = None
+        if b is None:
+            eb = mb = None
+        else:
+            mb = (b.shape, b.dtype)
+            if b.requires_grad:
+                fn = b.grad_fn
+                eb = (fn, b._out_idx) if fn is not None else _edge(b)
+            else:
+                eb = None
+        next_, metas = (ea, eb), (ma, mb)
+    elif n_in == 1:
+        a = inputs[0]
+        if a is None:
+            next_ = metas = (None,)
+        else:
+            metas = ((a.shape, a.dtype),)
+            if a.requires_grad:
+                fn = a.grad_fn
+                next_ = ((fn, a._out_idx) if fn is not None else _edge(a),)
+            else:
+                next_ = (None,)
+    else:
+        next_, metas = [], []
+        for t in inputs:
+            if t is None:
+                next_.append(None)
+                metas.append(None)
+                continue
+            if t.requires_grad:
+                fn = t.grad_fn
+                next_.append((fn, t._out_idx) if fn is not None else _edge(t))
+            else:
+                next_.append(None)
+            metas.append((t.shape, t.dtype))
+        next_, metas = tuple(next_), tuple(metas)
     if type(outputs) is Tensor:
         outs = (outputs,)
         out_metas = ((outputs.shape, outputs.dtype),)
     else:
         outs = tuple(outputs)
         out_metas = tuple([(o.shape, o.dtype) for o in outs])
-    saved = tuple(saved)
-    node = Node(name, vjp, tuple(next_), tuple(metas), saved, len(outs), out_metas, info)
+    if type(saved) is not tuple:
+        saved = tuple(saved)
+    # The Node's fields are set here rather than through Node.__init__ (one Python
+    # call less per recorded op); Node.__init__ sets the same fields.
+    node = _object_new(Node)
+    node.name = name
+    node.vjp = vjp
+    node.next = next_
+    node.metas = metas
+    node.saved = saved
+    node.hooks = None
+    node.retain = None
+    node.seq = next(_seq)
+    node.n_out = len(outs)
+    node.out_metas = out_metas
+    node.released = False
+    node.info = info
     if saved:
-        node.origins = tuple([_origin(s, inputs, outs) for s in saved])
+        node.versions = tuple([t._version.v for t in saved])
+        node.origins = origins if origins is not None else \
+            tuple([_origin(s, inputs, outs) for s in saved])
+    else:
+        node.versions = node.origins = ()
     for i, o in enumerate(outs):
         if o.dtype.is_differentiable:
             o.requires_grad = True
@@ -154,6 +210,9 @@ def record(name, inputs, outputs, vjp, saved=(), info=None):
         for s in sinks:
             s("tape", node)
     return node
+
+
+_object_new = object.__new__
 
 
 def _storage(t):

@@ -50,17 +50,14 @@ Tensor.__abs__ = ew.abs
 Tensor.__invert__ = lambda x: ew.logical_not(x) if x.dtype.kind == "b" else ew.bitwise_invert(x)
 
 
-def _getitem(x, key):
-    from .indexing import getitem
-    return getitem(x, key)
-
-
 def _setitem(x, key, value):
     from .indexing import setitem
     setitem(x, key, value)
 
 
-Tensor.__getitem__ = _getitem
+from . import indexing as _indexing  # noqa: E402
+
+Tensor.__getitem__ = _indexing.getitem  # bound directly: x[i] is one Python call
 Tensor.__setitem__ = _setitem
 
 # Methods, as PyTorch/NumPy users expect them.

@@ -17,7 +17,8 @@ import cmath as _cmath
 
 from .. import dtypes as _dt
 from .._config import STATE
-from ..autograd.engine import record
+from ..device import CPU as _CPU
+from ..autograd.engine import _origin, record
 from ..errors import DTypeError
 from ..tensor import Tensor, _new
 from ._dispatch import _SCALARS, broadcast_shapes, same_device, to_tensor
@@ -29,11 +30,15 @@ _bool = _dt.bool_
 class EW:
     """An elementwise op: `rule` is the dtype rule, `vjp(g, x, y, out)` the adjoint
     (returns a tuple with one gradient per operand), `saves` the values it reads."""
-    __slots__ = ("name", "arity", "rule", "vjp", "saves", "cache", "fn")
+    __slots__ = ("name", "arity", "rule", "vjp", "saves", "cache", "fn", "plans")
 
     def __init__(self, name, arity, rule, vjp=None, saves=""):
         self.name, self.arity, self.rule, self.vjp, self.saves = name, arity, rule, vjp, saves
         self.cache = {}
+        # CPU fast-path plans by operand key (dtype, or (dtype|scalar type, ...)):
+        # (numpy function, out dtype, its storage dtype, records on the tape). Filled
+        # by `apply` for keys whose operands need no cast; see `_fast_unary/_binary`.
+        self.plans = {}
 
 
 OPS = {}
@@ -156,6 +161,8 @@ def apply(op, args):
             else:
                 ops_in.append(a)
         out = _new(backend.elementwise(op.name, ops_in, out_dt), shape, out_dt, dev)
+        if dev is _CPU and key not in op.plans and op.arity < 3:
+            _add_plan(op, key, tensors, in_dt, out_dt, backend)
     out._name = op.name  # the producer, for check_numerics and error messages
     if STATE.grad_enabled and op.vjp is not None and out_dt.is_differentiable:
         for t in tensors:
@@ -167,6 +174,19 @@ def apply(op, args):
         for s in sinks:
             s("op", (op.name, args, out))
     return out
+
+
+def _add_plan(op, key, tensors, in_dt, out_dt, backend):
+    """Remember that operands of this key run as one NumPy call with no cast, so
+    the op's front end (`_fast_unary` / `_fast_binary`) can skip `apply` for them."""
+    if in_dt is None or in_dt.kind in "iu" and len(tensors) != len(key):
+        return  # a Python int operand of an int tensor: its range is checked per call
+    for t in tensors:
+        if t.dtype is not in_dt:
+            return
+    plan = (backend.ew_fns[op.name], out_dt, backend.storage_dtype(out_dt),
+            op.vjp is not None and out_dt.is_differentiable)
+    op.plans[key[0] if op.arity == 1 else key] = plan
 
 
 def _any_pending(args):
@@ -246,43 +266,135 @@ def _cj(v):
 
 
 def _record(op, args, out):
-    saves = op.saves
-    x = args[0]
-    y = args[1] if len(args) > 1 else None
-    saved = []
-    if "x" in saves and type(x) is Tensor:
-        x = x.detach()
-        saved.append(x)
-    if "y" in saves and type(y) is Tensor:
-        y = y.detach()
-        saved.append(y)
-    o = None
-    if "out" in saves:
-        o = out.detach()
-        saved.append(o)
     vjp = op.vjp
-    if op.name == "where":
+    name = op.name
+    if name == "where":
         c = args[0]
         a, b = args[1], args[2]
         ins = (None, a if type(a) is Tensor else None, b if type(b) is Tensor else None)
         record("where", ins, out, lambda g: vjp(g, c, None, None), saved=())
         return
-    ins = tuple(a if type(a) is Tensor else None for a in args)
-    if out.dtype.kind == "c" and op.name in _HOLO:
-        record(op.name, ins, out, lambda g: vjp(g, _cj(x), _cj(y), _cj(o)), saved=saved)
+    saves = op.saves
+    x = args[0]
+    if type(x) is not Tensor:
+        x0 = None
+    else:
+        x0 = x
+    if len(args) > 1:
+        y = args[1]
+        ins = (x0, y if type(y) is Tensor else None)
+    else:
+        y = None
+        ins = (x0,)
+    o = None
+    if not saves:  # add, subtract, negative, ...: nothing saved
+        saved = origins = ()
+    else:
+        # Where each saved value comes from, as engine._origin would find it (the
+        # first input sharing its storage and version, else the output), without
+        # searching: x is input 0; y is input 1 unless input 0 is the same storage.
+        saved, origins = [], []
+        if "x" in saves and x0 is not None:
+            x = x.detach()
+            saved.append(x)
+            origins.append(("in", 0))
+        if "y" in saves and type(y) is Tensor:
+            y0 = y
+            y = y.detach()
+            saved.append(y)
+            origins.append(("in", 1) if x0 is None or x0._version is not y0._version
+                           else _origin(y, ins, (out,)))
+        if "out" in saves:
+            o = out.detach()
+            saved.append(o)
+            origins.append(("out", 0))  # out is new: no input shares its version
+        saved, origins = tuple(saved), tuple(origins)
+    if out.dtype.kind == "c" and name in _HOLO:
+        record(name, ins, out, lambda g: vjp(g, _cj(x), _cj(y), _cj(o)), saved=saved,
+               origins=origins)
         return
-    record(op.name, ins, out, lambda g: vjp(g, x, y, o), saved=saved)
+    record(name, ins, out, lambda g: vjp(g, x, y, o), saved=saved, origins=origins)
+
+
+_CPU_BE = _CPU.backend
+_PY_SCALARS = frozenset((float, int, bool))
+
+
+def _fast_unary(op):
+    """`op(x)`: one NumPy call when x is a realized CPU tensor below the fusion
+    size whose dtype has a plan (no autocast, no event sinks); else `apply`.
+    Same calls and results as `apply`'s eager branch, minus its generality."""
+    plans, name, be = op.plans, op.name, _CPU_BE
+
+    def fn(x):
+        if type(x) is Tensor and x.device is _CPU and not STATE.event_sinks \
+                and STATE.autocast is None:
+            plan = plans.get(x.dtype)
+            buf = x._buf
+            if plan is not None and buf is not None and buf.size < be.FUSE_MIN_SIZE:
+                f, out_dt, sd, diff = plan
+                r = f(buf)
+                if r.dtype is not sd:
+                    r = be.store(r, out_dt)
+                out = _new(r, x.shape, out_dt, _CPU)
+                out._name = name
+                if diff and x.requires_grad and STATE.grad_enabled:
+                    _record(op, (x,), out)
+                return out
+        return apply(op, (x,))
+    return fn
+
+
+def _fast_binary(op):
+    """`op(x1, x2)` for two same-shape tensors or a tensor and a Python scalar, as
+    `_fast_unary` (broadcasting, casts, lazy operands and devices go to `apply`)."""
+    plans, name, be, pys = op.plans, op.name, _CPU_BE, _PY_SCALARS
+
+    def fn(x1, x2):
+        if not STATE.event_sinks and STATE.autocast is None:
+            if type(x1) is Tensor:
+                if type(x2) is Tensor:
+                    plan = plans.get((x1.dtype, x2.dtype))
+                    ok = plan is not None and x1.shape == x2.shape and x2.device is _CPU
+                    b2 = x2._buf
+                    rg = x1.requires_grad or x2.requires_grad
+                else:
+                    plan = plans.get((x1.dtype, type(x2)))
+                    ok = plan is not None
+                    b2 = x2
+                    rg = x1.requires_grad
+                b1 = x1._buf
+                t = x1
+            elif type(x2) is Tensor and type(x1) in pys:
+                plan = plans.get((type(x1), x2.dtype))
+                ok = plan is not None
+                b1, b2 = x1, x2._buf
+                t = x2
+                rg = x2.requires_grad
+            else:
+                ok = False
+            if ok and b1 is not None and b2 is not None and t.device is _CPU \
+                    and t._buf.size < be.FUSE_MIN_SIZE:
+                f, out_dt, sd, diff = plan
+                r = f(b1, b2)
+                if r.dtype is not sd:
+                    r = be.store(r, out_dt)
+                out = _new(r, t.shape, out_dt, _CPU)
+                out._name = name
+                if diff and rg and STATE.grad_enabled:
+                    _record(op, (x1, x2), out)
+                return out
+        return apply(op, (x1, x2))
+    return fn
 
 
 def _define(name, arity, rule, vjp=None, saves="", doc=""):
     op = EW(name, arity, rule, vjp, saves)
     OPS[name] = op
     if arity == 1:
-        def fn(x):
-            return apply(op, (x,))
+        fn = _fast_unary(op)
     elif arity == 2:
-        def fn(x1, x2):
-            return apply(op, (x1, x2))
+        fn = _fast_binary(op)
     else:
         def fn(cond, x1, x2):
             return apply(op, (cond, x1, x2))

@@ -13,7 +13,9 @@ import numpy as np
 
 from .._config import STATE
 from ..errors import DeviceError, GradError, IndexingError
-from ..tensor import Tensor
+from ..autograd.engine import record
+from ..device import CPU as _CPU
+from ..tensor import Tensor, _new
 from ._dispatch import apply_op, to_tensor
 
 _BASIC = (int, slice, type(None), type(Ellipsis))
@@ -112,6 +114,19 @@ def _check_bounds(op, idx, size, dim, shape):
 
 
 def getitem(x, key):
+    """`x[key]`, as NumPy indexing: basic keys (ints, slices, None, ...) give a
+    view sharing x's storage and version counter; integer/bool tensors gather.
+
+    >>> import tessera as ts
+    >>> float(ts.asarray([1.0, 2.0, 3.0])[-1])
+    3.0
+    """
+    if type(x) is Tensor and x.device is _CPU and not STATE.event_sinks:
+        tk = type(key)
+        if tk is int or tk is slice or tk is tuple:
+            out = _basic_cpu(x, key, tk)
+            if out is not None:
+                return out
     x = to_tensor("getitem", x)
     k, idx = _norm_key("getitem", x, key)
     if not idx and Ellipsis not in k:
@@ -130,6 +145,44 @@ def getitem(x, key):
         return (index_add(zeros_of(shape, g), key, g),) + (None,) * len(idx)
     return apply_op("getitem", (x, *idx), fwd, x.dtype, x.device, vjp,
                     view_of=None if idx else x)
+
+
+def _basic_cpu(x, key, tk):
+    """The fast path of `getitem` for a realized CPU tensor and an int, a slice or
+    a tuple of ints and slices (no more than x.ndim of them): the same view and
+    tape node as the general path, without building a key. None: not handled."""
+    buf = x._buf
+    shape = x.shape
+    if buf is None:
+        return None
+    if tk is int:
+        if not shape or not -shape[0] <= key < shape[0]:
+            return None  # the general path raises the IndexingError
+        k = (key, Ellipsis)
+    elif tk is slice:
+        if not shape:
+            return None
+        k = (key, Ellipsis)
+    else:
+        if len(key) > len(shape):
+            return None
+        for d, e in enumerate(key):
+            te = type(e)
+            if te is int:
+                if not -shape[d] <= e < shape[d]:
+                    return None
+            elif te is not slice:
+                return None
+        k = key + (Ellipsis,)
+    out = _new(buf[k], None, x.dtype, _CPU)
+    out.shape = out._buf.shape
+    out._name = "getitem"
+    out._version = x._version  # a view: in-place writes to either are seen by both
+    if x.requires_grad and STATE.grad_enabled and x.dtype.is_differentiable:
+        def vjp(g):
+            return (index_add(zeros_of(shape, g), key, g),)
+        record("getitem", (x,), out, vjp, ())
+    return out
 
 
 def zeros_of(shape, like):

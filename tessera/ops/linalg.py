@@ -7,10 +7,14 @@ vendor BLAS per shape by measurement; on the CPU it is BLAS through NumPy.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import dtypes as _dt
 from .._config import STATE
 from ..errors import DTypeError, ShapeError, fmt_shapes_aligned
-from ..tensor import Tensor
+from ..autograd.engine import record
+from ..device import CPU as _CPU
+from ..tensor import Tensor, _new
 from .movement import reshape
 from ._dispatch import apply_op, broadcast_shapes, same_device, to_tensor
 
@@ -33,6 +37,10 @@ def matmul(x1, x2):
     >>> ts.matmul(ts.ones((2, 3)), ts.ones((3, 4))).shape
     (2, 4)
     """
+    if type(x1) is Tensor and type(x2) is Tensor and x1.dtype is x2.dtype:
+        out = _matmul_2d_cpu(x1, x2)
+        if out is not None:
+            return out
     if type(x1) is not Tensor or type(x2) is not Tensor:  # QuantizedTensor operands
         from ..precision.qmatmul import maybe_qmatmul
         r = maybe_qmatmul(x1, x2)
@@ -94,6 +102,37 @@ def matmul(x1, x2):
             record("matmul", (a, b), out, vjp, (ad, bd))
         return out
     return apply_op("matmul", (a, b), fwd, dt, dev, vjp, (ad, bd), shape=shape)
+
+
+_BLAS = frozenset((_dt.fp32, _dt.fp64))
+
+
+def _matmul_2d_cpu(a, b):
+    """`a @ b` for realized 2-D CPU tensors of one BLAS dtype (fp32/fp64): the same
+    `numpy.matmul` call and tape node as the general path, without its closures.
+    None: not handled (other dtypes, shapes or devices, autocast, event sinks,
+    aggressive fusion, mismatched inner dimensions: the general path decides)."""
+    sa, sb = a.shape, b.shape
+    xa, xb = a._buf, b._buf
+    if len(sa) != 2 or len(sb) != 2 or sa[1] != sb[0] or a.dtype not in _BLAS \
+            or xa is None or xb is None or a.device is not _CPU or b.device is not _CPU \
+            or STATE.event_sinks or STATE.autocast is not None \
+            or STATE.fusion_mode == "aggressive":
+        return None
+    out = _new(np.matmul(xa, xb), (sa[0], sb[1]), a.dtype, _CPU)
+    out._name = "matmul"
+    if STATE.grad_enabled and (a.requires_grad or b.requires_grad):
+        ad, bd = a.detach(), b.detach()
+
+        def vjp(g):
+            ga = matmul(g, matrix_transpose(bd)) if a.requires_grad else None
+            gb = matmul(matrix_transpose(ad), g) if b.requires_grad else None
+            return ga, gb
+        # origins as engine._origin finds them: bd is input 1 unless a shares b's storage
+        org_b = ("in", 1) if a._version is not b._version else None
+        record("matmul", (a, b), out, vjp, (ad, bd),
+               origins=(("in", 0), org_b) if org_b is not None else None)
+    return out
 
 
 def tensordot(x1, x2, axes=2):

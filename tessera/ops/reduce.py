@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import builtins
 
+import numpy as np
+
 from .. import dtypes as _dt
 from .._config import STATE
 from ..errors import DTypeError, ShapeError
-from ..tensor import Tensor
+from ..autograd.engine import record
+from ..device import CPU as _CPU
+from ..tensor import Tensor, _new
 from ._dispatch import apply_op, norm_axes, norm_axis, prod as _prod, to_tensor
 
 
@@ -90,6 +94,30 @@ def _reduce(name, x, axis, keepdims, out_dt, vjp_factory, **kw):
 
 
 
+_SUM_ACC = {_dt.fp32: np.float32, _dt.fp64: np.float64}  # accum_dtype of the float dtypes
+_ALL_AXES = [tuple(range(n)) for n in range(33)]
+
+
+def _sum_all_cpu(x):
+    """`sum(x)` of a realized fp32/fp64 CPU tensor: the same NumPy reduction and
+    tape node as `_reduce`, without its geometry and closures. None: not handled."""
+    acc = _SUM_ACC.get(x.dtype)
+    buf = x._buf
+    if acc is None or buf is None or x.device is not _CPU or STATE.event_sinks \
+            or STATE.autocast is not None or STATE.fusion_mode == "aggressive":
+        return None
+    shape = x.shape
+    axes = _ALL_AXES[len(shape)] if len(shape) < 33 else tuple(range(len(shape)))
+    r = np.add.reduce(buf, axis=axes, keepdims=False, dtype=acc)
+    if type(r) is not np.ndarray:
+        r = np.asarray(r)
+    out = _new(r, (), x.dtype, _CPU)
+    out._name = "sum"
+    if x.requires_grad and STATE.grad_enabled:
+        record("sum", (x,), out, lambda g: (_expand_grad(g, shape, axes, False),), ())
+    return out
+
+
 def sum(x, axis=None, *, dtype=None, keepdims=False):
     """Sum over `axis` (None: all), as the Array API `sum`. Integer inputs
     accumulate and return int64.
@@ -98,6 +126,10 @@ def sum(x, axis=None, *, dtype=None, keepdims=False):
     >>> int(ts.sum(ts.asarray([1, 2, 3])))
     6
     """
+    if axis is None and dtype is None and not keepdims and type(x) is Tensor:
+        out = _sum_all_cpu(x)
+        if out is not None:
+            return out
     x = to_tensor("sum", x)
     if STATE.autocast is not None:  # tessera.precision.autocast policy
         (x,) = STATE.autocast.cast_inputs("sum", (x,))
