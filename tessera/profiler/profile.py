@@ -121,29 +121,40 @@ class Recorder:
         return self
 
     def stop(self) -> Timeline:
+        """Stop listening; CUDA events are resolved now (one sync), Span objects are
+        built when the Timeline is first read."""
         if self._sub is not None:
             self._sub.remove()
             self._sub = None
-        origin = self.origin
-        spans = []
-        pairs, owners = [], []
-        metas = {}  # (shape, dtype) -> its args dict, shared by the spans that have it
-        for name, cat, t0, t1, nb, args, evs in self.raw:
-            if type(args) is tuple:  # (shape, dtype), kept raw on the hot path
-                m = metas.get(args)
-                if m is None:
-                    m = metas[args] = {"shape": list(args[0]), "dtype": args[1].name}
-                args = m
-            spans.append(Span(name, cat, t0 - origin, t1 - t0, HOST, nb, args))
-            if evs is not None:
-                pairs.append(evs)
-                owners.append(spans[-1])
-        if self._clock is not None and pairs:
-            shift = self._clock.base_host - origin
-            for (ts, dur), host in zip(self._clock.resolve(pairs), owners):
-                spans.append(Span(host.name, host.cat, ts + shift, dur, DEVICE, host.nbytes,
-                                  host.args))
-        return Timeline(spans, {"device_timing": self._clock is not None})
+        raw, origin = self.raw, self.origin
+        self.raw = []
+        device = None
+        if self._clock is not None:
+            pairs = [r[6] for r in raw if r[6] is not None]
+            if pairs:
+                device = (self._clock.resolve(pairs), self._clock.base_host - origin)
+
+        def build():
+            spans, owners = [], []
+            metas = {}  # (shape, dtype) -> its args dict, shared by the spans that have it
+            for name, cat, t0, t1, nb, args, evs in raw:
+                if type(args) is tuple:  # (shape, dtype), kept raw on the hot path
+                    m = metas.get(args)
+                    if m is None:
+                        m = metas[args] = {"shape": list(args[0]), "dtype": args[1].name}
+                    args = m
+                spans.append(Span(name, cat, t0 - origin, t1 - t0, HOST, nb, args))
+                if evs is not None:
+                    owners.append(spans[-1])
+            if device is not None:
+                times, shift = device
+                for (ts, dur), host in zip(times, owners):
+                    spans.append(Span(host.name, host.cat, ts + shift, dur, DEVICE,
+                                      host.nbytes, host.args))
+            return spans
+        tl = Timeline((), {"device_timing": self._clock is not None})
+        tl._defer(build, len(raw) + (len(device[0]) if device else 0))
+        return tl
 
     # -- the sink: op_start/op come once per op, so they take the short path --------
     def _stack(self):
@@ -243,4 +254,4 @@ def profile(device_timing=None, record_shapes=True):
         yield tl
     finally:
         done = rec.stop()
-        tl.spans, tl.meta = done._spans, done.meta  # not `.spans`: no nesting yet
+        tl.__dict__.update(done.__dict__)  # the deferred spans too: nothing built yet

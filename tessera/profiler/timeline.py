@@ -116,6 +116,8 @@ class Timeline:
     @property
     def spans(self):
         if self._dirty:
+            if self._build is not None:
+                self._spans, self._build = self._build(), None
             _nest(self._spans)
             self._dirty = False
         return self._spans
@@ -123,7 +125,13 @@ class Timeline:
     @spans.setter
     def spans(self, spans):
         self._spans = list(spans)
+        self._build = None
         self._dirty = True
+
+    def _defer(self, build, n):
+        """Spans made by `build()` when first read (the profiler's raw records; `n`
+        of them): leaving a `profile()` block then builds no Span objects."""
+        self._spans, self._build, self._n, self._dirty = [], build, n, True
 
     @classmethod
     def from_events(cls, events, meta=None):
@@ -144,7 +152,7 @@ class Timeline:
         return cls(spans, meta)
 
     def __len__(self):
-        return len(self._spans)
+        return self._n if self._build is not None else len(self._spans)
 
     def __iter__(self):
         return iter(self.spans)
