@@ -46,8 +46,8 @@ UNARY = {
                                       dim=0, keepdim=True, correction=0)),
     "flip": (lambda x: ts.flip(x, axis=-1), lambda x: torch.flip(x, dims=(-1,))),
     "roll": (lambda x: ts.roll(x, 1, axis=-1), lambda x: torch.roll(x, 1, dims=-1)),
-    "gather_rep": (lambda x: x[..., ts.asarray([0, 0, 3, 1])] if x.shape[-1] == 4 else x,
-                   lambda x: x[..., torch.tensor([0, 0, 3, 1])] if x.shape[-1] == 4 else x),
+    "gather_rep": (lambda x: x[..., ts.asarray([0, 0, 3, 1])] if x.ndim and x.shape[-1] == 4 else x,
+                   lambda x: x[..., torch.tensor([0, 0, 3, 1])] if x.ndim and x.shape[-1] == 4 else x),
     "cumsum": (lambda x: ts.cumulative_sum(ts.broadcast_to(x, SHAPE), axis=1),
                lambda x: torch.cumsum(torch.broadcast_to(x, SHAPE), dim=1)),
     "matmul_W": (None, None),  # x @ W, filled in at run time
