@@ -120,3 +120,12 @@ def test_deferred_casts_and_reductions_are_lazy_spans():
         y.numpy()
     assert [s.name for s in tl.filter(cat="lazy")] == ["multiply", "cast", "sum", "cast"]
     assert tl.filter(cat="fused")
+
+
+def test_spans_are_built_on_first_read():
+    with profile() as tl:
+        ts.exp(ts.ones((4,))) + 1.0
+    assert tl._build is not None  # leaving the block built nothing
+    n = len(tl)
+    assert [s.name for s in tl.filter(cat="op")] == ["exp", "add"]
+    assert tl._build is None and n == len(tl.spans) == len(tl)
