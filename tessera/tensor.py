@@ -15,11 +15,10 @@ from .errors import GradError
 
 
 class Version:
-    """A version counter shared by a tensor and its views (bumped by in-place ops)."""
-    __slots__ = ("v",)
-
-    def __init__(self):
-        self.v = 0
+    """A version counter shared by a tensor and its views (bumped by in-place ops).
+    `v` starts as the class attribute 0, so making one is a bare object creation
+    (every new tensor makes one); the first bump stores it on the instance."""
+    v = 0
 
 
 class Tensor:
@@ -119,11 +118,23 @@ class Tensor:
 
     def detach(self):
         """A tensor sharing this one's storage (and version counter), off the tape."""
-        t = _new(self._buf, self.shape, self.dtype, self.device)
-        if self._buf is None:
+        t = _object_new(Tensor)  # as _new, with the shared version counter
+        t._buf = buf = self._buf
+        t._lazy = None
+        t.shape = self.shape
+        t.dtype = self.dtype
+        t.device = self.device
+        t.requires_grad = False
+        t.grad = None
+        t.grad_fn = None
+        t._out_idx = 0
+        t._version = self._version
+        t._accum = None
+        t._retains_grad = False
+        t._name = None
+        if buf is None:
             from .fusion.lazy import attach
             attach(t, self._lazy)
-        t._version = self._version
         return t
 
     def detach_(self):
@@ -298,9 +309,23 @@ _object_new = object.__new__
 
 
 def _new(buf, shape, dtype, device):
-    """The fast constructor used by every op: no checks, no conversions."""
+    """The fast constructor used by every op: no checks, no conversions. The
+    fields of `_init_from`, written here rather than through a call to it (this
+    runs once per op)."""
     t = _object_new(Tensor)
-    _init_from(t, buf, shape, dtype, device)
+    t._buf = buf
+    t._lazy = None
+    t.shape = shape
+    t.dtype = dtype
+    t.device = device
+    t.requires_grad = False
+    t.grad = None
+    t.grad_fn = None
+    t._out_idx = 0
+    t._version = Version()
+    t._accum = None
+    t._retains_grad = False
+    t._name = None
     return t
 
 

@@ -21,13 +21,14 @@ _seq = itertools.count()
 
 class AccumulateGrad:
     """The sink at a leaf tensor: adds incoming gradients into `leaf.grad`."""
-    __slots__ = ("leaf", "hooks", "seq", "name")
+    __slots__ = ("leaf", "hooks", "seq", "name", "edge")
 
     def __init__(self, leaf):
         self.leaf = leaf
         self.hooks = None
         self.seq = -1
         self.name = "AccumulateGrad"
+        self.edge = (self, 0)  # the tape edge into this sink, made once per leaf
 
     def add_hook(self, idx, fn):
         if self.hooks is None:
@@ -98,7 +99,7 @@ def _edge(t):
     acc = t._accum
     if acc is None:
         acc = t._accum = AccumulateGrad(t)
-    return (acc, 0)
+    return acc.edge
 
 
 def hook_target(t):
@@ -133,7 +134,11 @@ def record(name, inputs, outputs, vjp, saved=(), info=None, *, origins=None):
             ma = (a.shape, a.dtype)
             if a.requires_grad:
                 fn = a.grad_fn
-                ea = (fn, a._out_idx) if fn is not None else _edge(a)
+                if fn is not None:
+                    ea = (fn, a._out_idx)
+                else:
+                    ea = a._accum
+                    ea = ea.edge if ea is not None else _edge(a)
             else:
                 ea = None
         if b is None:
@@ -142,7 +147,11 @@ def record(name, inputs, outputs, vjp, saved=(), info=None, *, origins=None):
             mb = (b.shape, b.dtype)
             if b.requires_grad:
                 fn = b.grad_fn
-                eb = (fn, b._out_idx) if fn is not None else _edge(b)
+                if fn is not None:
+                    eb = (fn, b._out_idx)
+                else:
+                    eb = b._accum
+                    eb = eb.edge if eb is not None else _edge(b)
             else:
                 eb = None
         next_, metas = (ea, eb), (ma, mb)
@@ -171,8 +180,9 @@ def record(name, inputs, outputs, vjp, saved=(), info=None, *, origins=None):
                 next_.append(None)
             metas.append((t.shape, t.dtype))
         next_, metas = tuple(next_), tuple(metas)
-    if type(outputs) is Tensor:
-        outs = (outputs,)
+    single = type(outputs) is Tensor
+    if single:
+        outs = None  # (outputs,), built only when searching origins below
         out_metas = ((outputs.shape, outputs.dtype),)
     else:
         outs = tuple(outputs)
@@ -190,21 +200,29 @@ def record(name, inputs, outputs, vjp, saved=(), info=None, *, origins=None):
     node.hooks = None
     node.retain = None
     node.seq = next(_seq)
-    node.n_out = len(outs)
+    node.n_out = 1 if single else len(outs)
     node.out_metas = out_metas
     node.released = False
     node.info = info
     if saved:
         node.versions = tuple([t._version.v for t in saved])
-        node.origins = origins if origins is not None else \
-            tuple([_origin(s, inputs, outs) for s in saved])
+        if origins is None:
+            o_ = (outputs,) if single else outs
+            origins = tuple([_origin(s, inputs, o_) for s in saved])
+        node.origins = origins
     else:
         node.versions = node.origins = ()
-    for i, o in enumerate(outs):
-        if o.dtype.is_differentiable:
-            o.requires_grad = True
-            o.grad_fn = node
-            o._out_idx = i
+    if single:
+        if outputs.dtype.is_differentiable:
+            outputs.requires_grad = True
+            outputs.grad_fn = node
+            outputs._out_idx = 0
+    else:
+        for i, o in enumerate(outs):
+            if o.dtype.is_differentiable:
+                o.requires_grad = True
+                o.grad_fn = node
+                o._out_idx = i
     sinks = STATE.event_sinks
     if sinks:
         for s in sinks:

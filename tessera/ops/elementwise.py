@@ -30,11 +30,15 @@ _bool = _dt.bool_
 class EW:
     """An elementwise op: `rule` is the dtype rule, `vjp(g, x, y, out)` the adjoint
     (returns a tuple with one gradient per operand), `saves` the values it reads."""
-    __slots__ = ("name", "arity", "rule", "vjp", "saves", "cache", "fn", "plans")
+    __slots__ = ("name", "arity", "rule", "vjp", "saves", "cache", "fn", "plans", "sx", "sy",
+                 "so", "holo")
 
     def __init__(self, name, arity, rule, vjp=None, saves=""):
         self.name, self.arity, self.rule, self.vjp, self.saves = name, arity, rule, vjp, saves
         self.cache = {}
+        # `saves` as flags, for _record: x, y, out saved; adjoint conjugated for complex
+        self.sx, self.sy, self.so = "x" in saves, "y" in saves, "out" in saves
+        self.holo = name in _HOLO
         # CPU fast-path plans by operand key (dtype, or (dtype|scalar type, ...)):
         # (numpy function, out dtype, its storage dtype, records on the tape). Filled
         # by `apply` for keys whose operands need no cast; see `_fast_unary/_binary`.
@@ -161,8 +165,16 @@ def apply(op, args):
             else:
                 ops_in.append(a)
         out = _new(backend.elementwise(op.name, ops_in, out_dt), shape, out_dt, dev)
-        if dev is _CPU and key not in op.plans and op.arity < 3:
-            _add_plan(op, key, tensors, in_dt, out_dt, backend)
+        if dev is _CPU:
+            if op.arity < 3:
+                if key not in op.plans:
+                    _add_plan(op, key, tensors, in_dt, out_dt, backend)
+            elif key[1:] not in op.plans and key[0] is _bool:
+                _add_plan(op, key, tensors[1:] if type(args[0]) is Tensor else tensors,
+                          in_dt, out_dt, backend)
+            if len(tensors) == 2 and tensors[0].shape != tensors[1].shape \
+                    and len(_BSHAPES) < 4096:
+                _BSHAPES[(tensors[0].shape, tensors[1].shape)] = (shape, n)
     out._name = op.name  # the producer, for check_numerics and error messages
     if STATE.grad_enabled and op.vjp is not None and out_dt.is_differentiable:
         for t in tensors:
@@ -179,14 +191,15 @@ def apply(op, args):
 def _add_plan(op, key, tensors, in_dt, out_dt, backend):
     """Remember that operands of this key run as one NumPy call with no cast, so
     the op's front end (`_fast_unary` / `_fast_binary`) can skip `apply` for them."""
-    if in_dt is None or in_dt.kind in "iu" and len(tensors) != len(key):
+    n_data = len(key) - (op.arity == 3)  # where: the bool condition is not data
+    if in_dt is None or in_dt.kind in "iu" and len(tensors) != n_data:
         return  # a Python int operand of an int tensor: its range is checked per call
     for t in tensors:
         if t.dtype is not in_dt:
             return
     plan = (backend.ew_fns[op.name], out_dt, backend.storage_dtype(out_dt),
             op.vjp is not None and out_dt.is_differentiable)
-    op.plans[key[0] if op.arity == 1 else key] = plan
+    op.plans[key[0] if op.arity == 1 else key[1:] if op.arity == 3 else key] = plan
 
 
 def _any_pending(args):
@@ -267,53 +280,48 @@ def _cj(v):
 
 def _record(op, args, out):
     vjp = op.vjp
-    name = op.name
-    if name == "where":
+    if op.arity == 3:  # where
         c = args[0]
         a, b = args[1], args[2]
         ins = (None, a if type(a) is Tensor else None, b if type(b) is Tensor else None)
         record("where", ins, out, lambda g: vjp(g, c, None, None), saved=())
         return
-    saves = op.saves
     x = args[0]
-    if type(x) is not Tensor:
-        x0 = None
-    else:
-        x0 = x
-    if len(args) > 1:
+    x0 = x if type(x) is Tensor else None
+    if op.arity == 2:
         y = args[1]
         ins = (x0, y if type(y) is Tensor else None)
     else:
         y = None
         ins = (x0,)
     o = None
-    if not saves:  # add, subtract, negative, ...: nothing saved
+    if not op.saves:  # add, subtract, negative, ...: nothing saved
         saved = origins = ()
     else:
         # Where each saved value comes from, as engine._origin would find it (the
         # first input sharing its storage and version, else the output), without
         # searching: x is input 0; y is input 1 unless input 0 is the same storage.
         saved, origins = [], []
-        if "x" in saves and x0 is not None:
+        if op.sx and x0 is not None:
             x = x.detach()
             saved.append(x)
             origins.append(("in", 0))
-        if "y" in saves and type(y) is Tensor:
+        if op.sy and type(y) is Tensor:
             y0 = y
             y = y.detach()
             saved.append(y)
             origins.append(("in", 1) if x0 is None or x0._version is not y0._version
                            else _origin(y, ins, (out,)))
-        if "out" in saves:
+        if op.so:
             o = out.detach()
             saved.append(o)
             origins.append(("out", 0))  # out is new: no input shares its version
         saved, origins = tuple(saved), tuple(origins)
-    if out.dtype.kind == "c" and name in _HOLO:
-        record(name, ins, out, lambda g: vjp(g, _cj(x), _cj(y), _cj(o)), saved=saved,
+    if op.holo and out.dtype.kind == "c":
+        record(op.name, ins, out, lambda g: vjp(g, _cj(x), _cj(y), _cj(o)), saved, None,
                origins=origins)
         return
-    record(name, ins, out, lambda g: vjp(g, x, y, o), saved=saved, origins=origins)
+    record(op.name, ins, out, lambda g: vjp(g, x, y, o), saved, None, origins=origins)
 
 
 _CPU_BE = _CPU.backend
@@ -346,45 +354,103 @@ def _fast_unary(op):
 
 
 def _fast_binary(op):
-    """`op(x1, x2)` for two same-shape tensors or a tensor and a Python scalar, as
-    `_fast_unary` (broadcasting, casts, lazy operands and devices go to `apply`)."""
-    plans, name, be, pys = op.plans, op.name, _CPU_BE, _PY_SCALARS
+    """`op(x1, x2)` for two tensors (same shape, or shapes `apply` has broadcast
+    before) or a tensor and a Python scalar, as `_fast_unary`; anything else (new
+    shapes, casts, lazy operands, devices) goes to `apply`."""
+    plans, name, be, pys, bshapes = op.plans, op.name, _CPU_BE, _PY_SCALARS, _BSHAPES
 
     def fn(x1, x2):
         if not STATE.event_sinks and STATE.autocast is None:
             if type(x1) is Tensor:
+                b1 = x1._buf
                 if type(x2) is Tensor:
                     plan = plans.get((x1.dtype, x2.dtype))
-                    ok = plan is not None and x1.shape == x2.shape and x2.device is _CPU
                     b2 = x2._buf
+                    shape = x1.shape
+                    if shape == x2.shape:
+                        n = b1.size if b1 is not None else None
+                    else:
+                        shape, n = bshapes.get((shape, x2.shape), _NO_SHAPE)
+                    ok = plan is not None and n is not None and x2.device is _CPU
                     rg = x1.requires_grad or x2.requires_grad
                 else:
                     plan = plans.get((x1.dtype, type(x2)))
-                    ok = plan is not None
+                    ok = plan is not None and b1 is not None
+                    if ok:
+                        n = b1.size
+                    shape = x1.shape
                     b2 = x2
                     rg = x1.requires_grad
-                b1 = x1._buf
-                t = x1
+                dev = x1.device
             elif type(x2) is Tensor and type(x1) in pys:
                 plan = plans.get((type(x1), x2.dtype))
-                ok = plan is not None
                 b1, b2 = x1, x2._buf
-                t = x2
+                ok = plan is not None and b2 is not None
+                if ok:
+                    n = b2.size
+                shape = x2.shape
                 rg = x2.requires_grad
+                dev = x2.device
             else:
                 ok = False
-            if ok and b1 is not None and b2 is not None and t.device is _CPU \
-                    and t._buf.size < be.FUSE_MIN_SIZE:
+            if ok and b1 is not None and b2 is not None and dev is _CPU \
+                    and n < be.FUSE_MIN_SIZE:
                 f, out_dt, sd, diff = plan
                 r = f(b1, b2)
                 if r.dtype is not sd:
                     r = be.store(r, out_dt)
-                out = _new(r, t.shape, out_dt, _CPU)
+                out = _new(r, shape, out_dt, _CPU)
                 out._name = name
                 if diff and rg and STATE.grad_enabled:
                     _record(op, (x1, x2), out)
                 return out
         return apply(op, (x1, x2))
+    return fn
+
+
+# (shape1, shape2) -> (broadcast shape, its size) for the pairs `apply` has seen
+# broadcast on the CPU's eager path (so the error for a bad pair stays apply's).
+_BSHAPES = {}
+_NO_SHAPE = (None, None)
+
+
+def _fast_where(op):
+    """`where(cond, x1, x2)` for a bool CPU tensor and data operands (tensors of its
+    shape or Python scalars) that need no cast, as `_fast_unary`. `apply` casts the
+    condition to the data dtype first; selecting with the bool itself picks the
+    same elements."""
+    plans, be = op.plans, _CPU_BE
+
+    def fn(cond, x1, x2):
+        if type(cond) is Tensor and cond.dtype is _bool and not STATE.event_sinks \
+                and STATE.autocast is None:
+            c = cond._buf
+            shape = cond.shape
+            t1, t2 = type(x1) is Tensor, type(x2) is Tensor
+            plan = plans.get((x1.dtype if t1 else type(x1), x2.dtype if t2 else type(x2)))
+            ok = plan is not None and c is not None and cond.device is _CPU
+            if ok and t1:
+                b1 = x1._buf
+                ok = b1 is not None and x1.shape == shape and x1.device is _CPU
+            else:
+                b1 = x1
+            if ok and t2:
+                b2 = x2._buf
+                ok = b2 is not None and x2.shape == shape and x2.device is _CPU
+            else:
+                b2 = x2
+            if ok and c.size < be.FUSE_MIN_SIZE:
+                f, out_dt, sd, diff = plan
+                r = f(c, b1, b2)
+                if r.dtype is not sd:
+                    r = be.store(r, out_dt)
+                out = _new(r, shape, out_dt, _CPU)
+                out._name = "where"
+                if diff and STATE.grad_enabled and (t1 and x1.requires_grad
+                                                    or t2 and x2.requires_grad):
+                    _record(op, (cond, x1, x2), out)
+                return out
+        return apply(op, (cond, x1, x2))
     return fn
 
 
@@ -396,8 +462,7 @@ def _define(name, arity, rule, vjp=None, saves="", doc=""):
     elif arity == 2:
         fn = _fast_binary(op)
     else:
-        def fn(cond, x1, x2):
-            return apply(op, (cond, x1, x2))
+        fn = _fast_where(op)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = doc or f"Elementwise `{name}`, as `numpy.{name}` / the Array API standard."
     op.fn = fn

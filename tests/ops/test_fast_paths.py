@@ -93,6 +93,18 @@ def test_unary_fast_equals_general(fn, dt):
             _same(fast, slow)
 
 
+@pytest.mark.parametrize("dt", sorted(VALS))
+def test_where_fast_equals_general(dt):
+    a = ts.asarray(VALS[dt], dtype=dt)
+    b = ts.asarray(VALS[dt][::-1].copy(), dtype=dt)
+    c = ts.asarray(VALS["bool"])
+    for args in ((c, a, b), (c, a, 0), (c, 1.5, a), (c, 2, 3), (c, 1.0, 0.0), (c, a, b[0]),
+                 (c[0], a, b), (c, a, True)):
+        for _ in range(2):
+            fast, slow = _both(lambda: _call(ts.where, *args))
+            _same(fast, slow)
+
+
 def test_errors_still_raised():
     a = ts.asarray(np.ones((2, 3), np.int8))
     a + 1
@@ -102,6 +114,12 @@ def test_errors_still_raised():
     x + x
     with pytest.raises(ShapeError, match=r"^\[add\]"):
         x + ts.ones((4,))
+    x + ts.ones((3,))
+    x + ts.ones((3,))  # a broadcast pair seen before runs the fast path ...
+    with pytest.raises(ShapeError, match=r"^\[add\]"):
+        x + ts.ones((2, 2))  # ... a new pair still gets apply's checks
+    with pytest.raises(DTypeError, match=r"^\[where\].*bool"):
+        ts.where(ts.ones((2, 3)), x, 0.0)
     with pytest.raises(ShapeError, match=r"^\[matmul\]"):
         ts.ones((2, 3)) @ ts.ones((2, 3))
     with pytest.raises(IndexingError, match=r"^\[getitem\].*out of range"):
@@ -193,13 +211,15 @@ def test_record_origins_argument_matches_search():
 def test_fast_paths_are_taken(monkeypatch):
     from tessera.ops import elementwise, indexing, linalg, reduce
     x = ts.asarray(VALS["fp32"], requires_grad=True)
-    x * x, x + 1.0, 2.0 * x, ts.exp(x)  # plans
+    bias, mask = ts.ones((4,)), x > 0
+    x * x, x + 1.0, 2.0 * x, ts.exp(x), x + bias, ts.where(mask, x, 0.0)  # plans
     calls = []
     monkeypatch.setattr(elementwise, "apply", lambda *a: calls.append(a))
     for mod in (indexing, linalg, reduce):
         monkeypatch.setattr(mod, "apply_op", lambda *a, **k: calls.append(a))
     xt = x.mT.detach()
     for f in (lambda: x * x, lambda: x + 1.0, lambda: 2.0 * x, lambda: ts.exp(x),
+              lambda: x + bias, lambda: ts.where(mask, x, 0.0),
               lambda: ts.sum(x), lambda: x[1], lambda: x[1:, 2], lambda: x @ xt):
         assert isinstance(f(), ts.Tensor)
     assert calls == []
