@@ -11,7 +11,7 @@ import pytest
 import tessera as ts
 from tessera._config import STATE
 from tessera.errors import DTypeError, GradError, IndexingError, ShapeError
-from tests.helpers import check_grad
+from helpers import check_grad
 
 
 class _general_path:
