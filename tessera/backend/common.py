@@ -233,6 +233,17 @@ class ArrayBackend:
             x = x.real
         return self.store(x.astype(self.compute_dtype(dst)), dst)
 
+    def int8_gemm(self, a, b):
+        """Exact int32 product of int8 buffers a (M, K) @ b (K, N)."""
+        from ..precision.qmatmul import int8_gemm_blas
+        return int8_gemm_blas(self.xp, a, b)
+
+    def weight_only_gemm(self, xbuf, xdt, q, bufs, trans):
+        """A float activation times a quantized weight, never materializing the
+        full-precision weight (see tessera.precision.qmatmul)."""
+        from ..precision.qmatmul import weight_only_blocks
+        return weight_only_blocks(self, xbuf, xdt, q, bufs, trans)
+
     def scatter_add(self, target, index, values):
         """target[index] += values, accumulating repeated indices (in place)."""
         self.xp.add.at(target, index, values)

@@ -205,6 +205,18 @@ class CudaBackend(ArrayBackend):
         r = cumsum(x.reshape(-1, shape[-1]) if x.ndim != 1 else x, dtype=dtype.name)
         return xp.moveaxis(r.reshape(shape), -1, axis)
 
+    def int8_gemm(self, a, b):
+        from ..kernels.launchers.qgemm import int8_gemm
+        return int8_gemm(a, b.T, out_dtype="int32")
+
+    def weight_only_gemm(self, xbuf, xdt, q, bufs, trans):
+        """qgemm.cu's weight-only kernel dequantizes tiles as it loads them; it takes
+        W stored (N, K) with int8/int4 codes and per-row or per-group scales."""
+        if trans and q.scheme not in ("fp8_e4m3", "fp8_e5m2") and (q.group_size or q.axis in (0, None)):
+            from ..kernels.launchers.qgemm import weight_only_gemm
+            return weight_only_gemm(xbuf, q, bufs, xdt.name)
+        return super().weight_only_gemm(xbuf, xdt, q, bufs, trans)
+
     def scatter_add(self, target, index, values):
         import cupyx
         cupyx.scatter_add(target, index, values)

@@ -40,12 +40,10 @@ K_CHUNK = 1024     # exactness bound of int8 products summed in fp32 (see above)
 BLOCK = 512        # K-block of the weight dequantized at a time (weight-only)
 
 
-def _int8_gemm_buf(backend, a, b):
-    """int32 a @ b for int8 buffers a (M, K), b (K, N) (views allowed)."""
-    if backend.name == "cuda":
-        from ..kernels.launchers.qgemm import int8_gemm
-        return int8_gemm(a, b.T, out_dtype="int32")
-    xp = backend.xp
+def int8_gemm_blas(xp, a, b):
+    """int32 a @ b for int8 buffers a (M, K), b (K, N) (views allowed), through the
+    fp32 BLAS in K-chunks small enough that every partial sum is exact (the
+    backends' portable path; the CUDA backend runs qgemm.cu instead)."""
     K = a.shape[-1]
     out = None
     for k0 in range(0, max(K, 1), K_CHUNK):
@@ -68,7 +66,7 @@ def int8_matmul(a, b):
         raise ShapeError(f"[int8_matmul] shapes {a.shape} and {b.shape}: need matrices with equal "
                          "inner dimensions")
     backend = dev.backend
-    return apply_op("int8_matmul", (a, b), lambda x, y: _int8_gemm_buf(backend, x, y), _dt.int32, dev)
+    return apply_op("int8_matmul", (a, b), backend.int8_gemm, _dt.int32, dev)
 
 
 def _epilogue(y, bias, activation, out_dtype):
@@ -161,14 +159,10 @@ def _deq_block(xp, q, bufs, bax, k0, k1):
     return v
 
 
-def _wo_buf(backend, xbuf, xdt, q, bufs, trans):
+def weight_only_blocks(backend, xbuf, xdt, q, bufs, trans):
     """x @ W (trans=False, W (K, N)) or x @ W.T (trans=True, W (N, K)) in fp32, for a
-    2-D x (M, K)."""
+    2-D x (M, K), dequantizing BLOCK columns of W at a time (the portable path)."""
     xp = backend.xp
-    if backend.name == "cuda" and trans and q.scheme != "fp8_e4m3" and q.scheme != "fp8_e5m2" \
-            and (q.group_size or q.axis in (0, None)):
-        from ..kernels.launchers.qgemm import weight_only_gemm
-        return weight_only_gemm(xbuf, q, bufs, xdt.name)
     acc = xp.float64 if xdt is _dt.fp64 else xp.float32  # fp64 activations stay fp64
     x = backend.compute(xbuf, xdt).astype(acc, copy=False)
     bax = 1 if trans else 0
@@ -205,7 +199,8 @@ def _weight_only(x, q, trans, bias, activation, out_dtype):
     has_zp = q.zero_point is not None
 
     def fwd(xb, db, sb, *zb):
-        return backend.store(_wo_buf(backend, xb, xdt, q, (db, sb, zb[0] if has_zp else None), trans), xdt)
+        return backend.store(backend.weight_only_gemm(xb, xdt, q, (db, sb, zb[0] if has_zp else None),
+                                                      trans), xdt)
 
     def vjp(g):  # d x = g @ op(W).T: the same blockwise product with the other orientation
         return (_weight_only(g, q, not trans, None, None, None), None, None, None)
