@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._listeners import Listeners
+
 # libgomp reads this once, when the first generated kernel loads it. Its default
 # (active spinning after each parallel region) steals the cores from NumPy's BLAS
 # threads that typically run next in a training step: measured on the 2-core CI
@@ -52,25 +54,15 @@ class KernelInfo:
 
 
 _infos: dict = {}
-_listeners: list = []
-
-
-def add_compile_listener(fn):
-    """Call fn({"kind": "compile"|"cache_hit"|"disk_hit", "name", "seconds", "backend"})."""
-    _listeners.append(fn)
-    return fn
-
-
-def remove_compile_listener(fn):
-    if fn in _listeners:
-        _listeners.remove(fn)
+# Events: {"kind": "compile"|"cache_hit"|"disk_hit", "name", "seconds", "backend"}.
+_listeners = Listeners()
+add_compile_listener = _listeners.add
+remove_compile_listener = _listeners.remove
 
 
 def notify(kind: str, name: str, seconds: float, backend: str):
     if _listeners:
-        ev = {"kind": kind, "name": name, "seconds": seconds, "backend": backend}
-        for fn in list(_listeners):
-            fn(ev)
+        _listeners.notify({"kind": kind, "name": name, "seconds": seconds, "backend": backend})
 
 
 def register(info: KernelInfo):

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._listeners import Listeners
+
 KERNELS_DIR = Path(__file__).resolve().parent
 _INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
@@ -41,24 +43,16 @@ class KernelCompileError(RuntimeError):
 
 
 # ---- compile listeners: the profiler subscribes here --------------------------------
-_listeners: list = []
-
-
-def add_compile_listener(fn):
-    """Call fn({kind: "compile"|"cache_hit", name, seconds, source_hash}) on each compile."""
-    _listeners.append(fn)
-    return fn
-
-
-def remove_compile_listener(fn):
-    if fn in _listeners:
-        _listeners.remove(fn)
+# Events: {kind: "compile"|"cache_hit", name, seconds, source_hash} per compile.
+_listeners = Listeners()
+add_compile_listener = _listeners.add
+remove_compile_listener = _listeners.remove
 
 
 def _notify(kind, name, seconds, source_hash):
-    event = {"kind": kind, "name": name, "seconds": seconds, "source_hash": source_hash}
-    for fn in list(_listeners):
-        fn(event)
+    if _listeners:
+        _listeners.notify({"kind": kind, "name": name, "seconds": seconds,
+                           "source_hash": source_hash})
 
 
 # ---- sources and keys -----------------------------------------------------------------
