@@ -55,3 +55,31 @@ def _fmt(v):
     if isinstance(v, float):
         return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
     return str(v)
+
+
+def interleaved(fns, repeat=15, number=1, warmup=1):
+    """Time several callables in alternating rounds (a, b, c, a, b, c, ...), so a
+    burst of load from other processes hits all of them alike. Returns
+    {name: (best, median)} in seconds per call; on a shared machine the best
+    round is the steadiest A/B number."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(number):
+                fn()
+            times[k].append((time.perf_counter() - t) / number)
+    return {k: (min(v), statistics.median(v)) for k, v in times.items()}
+
+
+def load_line():
+    """'load average: 1m 5m 15m' (os.getloadavg), for result files on shared machines."""
+    import os
+    try:
+        a, b, c = os.getloadavg()
+    except OSError:
+        return "load average: n/a"
+    return f"load average: {a:.2f} {b:.2f} {c:.2f} ({os.cpu_count()} CPUs)"

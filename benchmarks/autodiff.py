@@ -5,7 +5,10 @@ small tensors with requires_grad vs without), tessera vs torch.
 
     .venv/bin/python benchmarks/autodiff.py [--quick]
 
-Target: tessera/PyTorch step time <= 1.0x. Times are medians of repeats.
+Targets: tessera/PyTorch step time <= 1.0x; the tape's added cost per op <= 2x
+autograd's. tessera and torch are timed in alternating rounds and each gets its
+best round (the steadiest number on a shared, loaded machine; medians in
+brackets); the load average is printed at the start and the end.
 """
 import argparse
 import os
@@ -15,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, table, timeit  # noqa: E402
+from _common import header, interleaved, load_line, table  # noqa: E402
 
 import tessera as ts  # noqa: E402
 from tessera import nn  # noqa: E402
@@ -97,44 +100,58 @@ def main():
     header("tessera autodiff: MLP training step and tape-recording cost")
     tv = f"{torch.__version__} ({torch.get_num_threads()} threads)" if torch else "absent"
     env = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    from tessera.backend.cpu import blas_threads
+    env["numpy BLAS threads"] = blas_threads()  # tessera's budget, see backend/cpu.py
     print(f"# numpy {np.__version__}, torch {tv}, tessera {ts.__version__}, {env}\n")
 
-    number, repeat = (5, 5) if args.quick else (20, 9)
+    print(f"# {load_line()} (start)\n")
+
+    number, repeat = (5, 5) if args.quick else (5, 31)
     print(f"## MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, ReLU, cross-entropy: "
-          f"ms per training step (median of {repeat} x {number})")
+          f"ms per training step (best of {repeat} alternating rounds of {number}; "
+          "median in brackets)")
     rows = []
     for opt_name in ("SGD", "Adam"):
-        ts_step = tessera_step(opt_name)
-        l0 = float(ts_step())
-        tt = timeit(ts_step, repeat=repeat, number=number, warmup=3) * 1e3
-        row = {"optimizer": opt_name, "tessera ms": f"{tt:.2f}"}
+        steps = {"tessera": tessera_step(opt_name)}
+        l0 = float(steps["tessera"]())
         if torch is not None:
-            pt_step = torch_step(opt_name)
-            p0 = float(pt_step().detach())
-            tp = timeit(pt_step, repeat=repeat, number=number, warmup=3) * 1e3
-            row.update({"torch ms": f"{tp:.2f}", "tessera/torch": f"{tt / tp:.2f}x",
+            steps["torch"] = torch_step(opt_name)
+            p0 = float(steps["torch"]().detach())
+        res = interleaved(steps, repeat, number, warmup=3)
+        tt, tm = (v * 1e3 for v in res["tessera"])
+        row = {"optimizer": opt_name, "tessera ms": f"{tt:.2f} [{tm:.2f}]"}
+        if torch is not None:
+            tp, pm = (v * 1e3 for v in res["torch"])
+            row.update({"torch ms": f"{tp:.2f} [{pm:.2f}]", "tessera/torch": f"{tt / tp:.2f}x",
                         "first-step loss ts / torch": f"{l0:.5f} / {p0:.5f}"})
         rows.append(row)
     table(rows, ["optimizer", "tessera ms", "torch ms", "tessera/torch",
                  "first-step loss ts / torch"])
 
-    n2, r2 = (500, 7) if args.quick else (5000, 21)
+    n2, r2 = (200, 15) if args.quick else (500, 61)
     print(f"## Tape recording: add of two 4-element fp32 tensors, us per op "
-          f"(median of {r2} x {n2})")
-    rows = []
-    libs = [("tessera", lambda v, rg: ts.asarray(v, requires_grad=rg))]
-    if torch is not None:
-        libs.append(("torch", lambda v, rg: torch.tensor(v, requires_grad=rg)))
+          f"(best of {r2} alternating rounds of {n2})")
     v = np.arange(4.0, dtype=np.float32)
-    for name, make in libs:
-        t = {}
+    libs = {"tessera": lambda v, rg: ts.asarray(v, requires_grad=rg)}
+    if torch is not None:
+        libs["torch"] = lambda v, rg: torch.tensor(v, requires_grad=rg)
+    fns = {}
+    for name, make in libs.items():
         for rg in (False, True):
             a, b = make(v, rg), make(v + 1, rg)
-            t[rg] = timeit(lambda: a + b, repeat=r2, number=n2) * 1e6
-        rows.append({"library": name, "plain us": f"{t[False]:.2f}",
-                     "requires_grad us": f"{t[True]:.2f}",
-                     "recording adds us": f"{t[True] - t[False]:.2f}"})
+            fns[(name, rg)] = (lambda a, b: lambda: a + b)(a, b)
+    res = interleaved(fns, r2, n2)
+    rows, added = [], {}
+    for name in libs:
+        p, g = res[(name, False)][0] * 1e6, res[(name, True)][0] * 1e6
+        added[name] = g - p
+        rows.append({"library": name, "plain us": f"{p:.2f}", "requires_grad us": f"{g:.2f}",
+                     "recording adds us": f"{g - p:.2f}"})
     table(rows, ["library", "plain us", "requires_grad us", "recording adds us"])
+    if "torch" in added:
+        r = added["tessera"] / added["torch"]
+        print(f"tape cost tessera/torch: {r:.2f}x (target <= 2x: {'met' if r <= 2 else 'NOT met'})")
+    print(f"# {load_line()} (end)")
 
 
 if __name__ == "__main__":

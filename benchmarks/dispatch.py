@@ -6,7 +6,10 @@ elementwise ops and a reduction (2^22 elements) tessera vs NumPy.
     .venv/bin/python benchmarks/dispatch.py [--quick]
 
 Targets: tessera/PyTorch median ratio <= 2x on the small ops; big ops within
-1.1x of NumPy. Times are medians of repeats (timeit), in microseconds.
+1.1x of NumPy. The libraries are timed in alternating rounds (numpy, torch,
+tessera, numpy, ...) and each gets its best round: on a shared, loaded machine
+that is the number least disturbed by other processes (the medians are printed
+too). The load average is printed at the start and the end.
 """
 import argparse
 import os
@@ -17,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, table, timeit  # noqa: E402
+from _common import header, interleaved, load_line, table  # noqa: E402
 
 import tessera as ts  # noqa: E402
 
@@ -30,11 +33,9 @@ except ImportError:  # the tessera and NumPy columns still mean something
 def versions():
     tv = f"{torch.__version__} ({torch.get_num_threads()} threads)" if torch else "absent"
     env = {k: os.environ.get(k, "unset") for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    from tessera.backend.cpu import blas_threads
+    env["numpy BLAS threads"] = blas_threads()  # tessera's budget, see backend/cpu.py
     print(f"# numpy {np.__version__}, torch {tv}, tessera {ts.__version__}, {env}\n")
-
-
-def median_time(fn, number, repeat):
-    return timeit(fn, repeat=repeat, number=number)
 
 
 def small_cases(lib, requires_grad):
@@ -74,45 +75,52 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
     args = ap.parse_args()
-    number, repeat = (500, 7) if args.quick else (5000, 21)
+    number, repeat = (200, 15) if args.quick else (500, 61)
     header("tessera eager dispatch overhead (small ops) and big elementwise ops")
     versions()
+    print(f"# {load_line()} (start)\n")
 
-    print("## Small tensors: microseconds per op (median of %d x %d calls)" % (repeat, number))
+    print(f"## Small tensors: microseconds per op (best of {repeat} alternating rounds of "
+          f"{number} calls; median in brackets)")
     rows, ratios = [], []
     for rg in (False, True):
         libs = {"numpy": small_cases("numpy", rg), "tessera": small_cases("tessera", rg)}
         if torch is not None:
             libs["torch"] = small_cases("torch", rg)
         for name in libs["tessera"]:
-            t = {k: median_time(v[name], number, repeat) * 1e6 for k, v in libs.items()}
-            r = t["tessera"] / t["torch"] if "torch" in t else float("nan")
+            res = interleaved({k: v[name] for k, v in libs.items()}, repeat, number)
+            t = {k: (b * 1e6, m * 1e6) for k, (b, m) in res.items()}
+            nan = (float("nan"),) * 2
+            r = t["tessera"][0] / t["torch"][0] if "torch" in t else float("nan")
             ratios.append(r)
             rows.append({"op": name, "requires_grad": "yes" if rg else "no",
-                         "numpy us": f"{t['numpy']:.2f}",
-                         "torch us": f"{t.get('torch', float('nan')):.2f}",
-                         "tessera us": f"{t['tessera']:.2f}", "tessera/torch": f"{r:.2f}x"})
+                         "numpy us": "%.2f [%.2f]" % t["numpy"],
+                         "torch us": "%.2f [%.2f]" % t.get("torch", nan),
+                         "tessera us": "%.2f [%.2f]" % t["tessera"],
+                         "tessera/torch": f"{r:.2f}x"})
     table(rows, ["op", "requires_grad", "numpy us", "torch us", "tessera us", "tessera/torch"])
     med = statistics.median(ratios)
     print(f"\nmedian tessera/torch ratio: {med:.2f}x (target <= 2x: "
           f"{'met' if med <= 2 else 'NOT met'})")
 
     n = 1 << 22
-    bn, brep = (3, 5) if args.quick else (10, 9)
+    bn, brep = (3, 5) if args.quick else (5, 21)
     print(f"\n## Big tensors (2^22 = {n} fp32 elements): milliseconds per op "
-          f"(median of {brep} x {bn})")
+          f"(best of {brep} alternating rounds of {bn}; median in brackets)")
     npc, tsc = big_cases("numpy", n), big_cases("tessera", n)
     rows, ratios = [], []
     for name in npc:
-        tn = median_time(npc[name], bn, brep) * 1e3
-        tt = median_time(tsc[name], bn, brep) * 1e3
+        res = interleaved({"numpy": npc[name], "tessera": tsc[name]}, brep, bn)
+        (tn, mn), (tt, mt) = res["numpy"], res["tessera"]
         ratios.append(tt / tn)
-        rows.append({"op": name, "numpy ms": f"{tn:.3f}", "tessera ms": f"{tt:.3f}",
+        rows.append({"op": name, "numpy ms": f"{tn * 1e3:.3f} [{mn * 1e3:.3f}]",
+                     "tessera ms": f"{tt * 1e3:.3f} [{mt * 1e3:.3f}]",
                      "tessera/numpy": f"{tt / tn:.2f}x"})
     table(rows, ["op", "numpy ms", "tessera ms", "tessera/numpy"])
     worst = max(ratios)
     print(f"\nworst tessera/numpy ratio: {worst:.2f}x (target <= 1.1x: "
           f"{'met' if worst <= 1.1 else 'NOT met'})")
+    print(f"# {load_line()} (end)")
 
 
 if __name__ == "__main__":

@@ -205,7 +205,13 @@ def record(name, inputs, outputs, vjp, saved=(), info=None, *, origins=None):
     node.released = False
     node.info = info
     if saved:
-        node.versions = tuple([t._version.v for t in saved])
+        n_saved = len(saved)  # one or two saved tensors: no list comprehension call
+        if n_saved == 1:
+            node.versions = (saved[0]._version.v,)
+        elif n_saved == 2:
+            node.versions = (saved[0]._version.v, saved[1]._version.v)
+        else:
+            node.versions = tuple([t._version.v for t in saved])
         if origins is None:
             o_ = (outputs,) if single else outs
             origins = tuple([_origin(s, inputs, o_) for s in saved])

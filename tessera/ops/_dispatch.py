@@ -141,12 +141,19 @@ def apply_op(name, inputs, fwd, dtype, device, vjp=None, saved=(), shape=None, v
     Python front end. Then: wrap as a Tensor, put the op on the tape when an
     input requires grad, and tell the event sinks (profiler, capture, numerics).
     `view_of`: the input whose storage (and version counter) the output shares."""
-    bufs = [t.data for t in inputs if t is not None]
+    one = None
+    if len(inputs) == 1 and inputs[0] is not None:  # most ops: no list, no .data call
+        t = inputs[0]
+        one = t._buf
+        if one is None:
+            one = t.data
+    else:
+        bufs = [t.data for t in inputs if t is not None]
     sinks = STATE.event_sinks
     if sinks:  # a begin mark, so the profiler times the compute itself
         for s in sinks:
             s("op_start", name)
-    buf = fwd(*bufs)
+    buf = fwd(one) if one is not None else fwd(*bufs)
     out = _new(buf, tuple(buf.shape) if shape is None else shape, dtype, device)
     out._name = name  # the producer, for check_numerics and error messages
     if view_of is not None:
