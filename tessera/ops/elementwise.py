@@ -22,6 +22,7 @@ from ..autograd.engine import _origin, record
 from ..errors import DTypeError
 from ..tensor import Tensor, _new
 from ._dispatch import _SCALARS, broadcast_shapes, same_device, to_tensor
+from ._ew_fast import BSHAPES, add_plan, fast_binary, fast_unary, fast_where
 
 _fp32 = _dt.fp32
 _bool = _dt.bool_
@@ -168,13 +169,13 @@ def apply(op, args):
         if dev is _CPU:
             if op.arity < 3:
                 if key not in op.plans:
-                    _add_plan(op, key, tensors, in_dt, out_dt, backend)
+                    add_plan(op, key, tensors, in_dt, out_dt, backend)
             elif key[1:] not in op.plans and key[0] is _bool:
-                _add_plan(op, key, tensors[1:] if type(args[0]) is Tensor else tensors,
+                add_plan(op, key, tensors[1:] if type(args[0]) is Tensor else tensors,
                           in_dt, out_dt, backend)
             if len(tensors) == 2 and tensors[0].shape != tensors[1].shape \
-                    and len(_BSHAPES) < 4096:
-                _BSHAPES[(tensors[0].shape, tensors[1].shape)] = (shape, n)
+                    and len(BSHAPES) < 4096:
+                BSHAPES[(tensors[0].shape, tensors[1].shape)] = (shape, n)
     out._name = op.name  # the producer, for check_numerics and error messages
     if STATE.grad_enabled and op.vjp is not None and out_dt.is_differentiable:
         for t in tensors:
@@ -186,20 +187,6 @@ def apply(op, args):
         for s in sinks:
             s("op", (op.name, args, out))
     return out
-
-
-def _add_plan(op, key, tensors, in_dt, out_dt, backend):
-    """Remember that operands of this key run as one NumPy call with no cast, so
-    the op's front end (`_fast_unary` / `_fast_binary`) can skip `apply` for them."""
-    n_data = len(key) - (op.arity == 3)  # where: the bool condition is not data
-    if in_dt is None or in_dt.kind in "iu" and len(tensors) != n_data:
-        return  # a Python int operand of an int tensor: its range is checked per call
-    for t in tensors:
-        if t.dtype is not in_dt:
-            return
-    plan = (backend.ew_fns[op.name], out_dt, backend.storage_dtype(out_dt),
-            op.vjp is not None and out_dt.is_differentiable)
-    op.plans[key[0] if op.arity == 1 else key[1:] if op.arity == 3 else key] = plan
 
 
 def _any_pending(args):
@@ -324,145 +311,15 @@ def _record(op, args, out):
     record(op.name, ins, out, lambda g: vjp(g, x, y, o), saved, None, origins=origins)
 
 
-_CPU_BE = _CPU.backend
-_PY_SCALARS = frozenset((float, int, bool))
-
-
-def _fast_unary(op):
-    """`op(x)`: one NumPy call when x is a realized CPU tensor below the fusion
-    size whose dtype has a plan (no autocast, no event sinks); else `apply`.
-    Same calls and results as `apply`'s eager branch, minus its generality."""
-    plans, name, be = op.plans, op.name, _CPU_BE
-
-    def fn(x):
-        if type(x) is Tensor and x.device is _CPU and not STATE.event_sinks \
-                and STATE.autocast is None:
-            plan = plans.get(x.dtype)
-            buf = x._buf
-            if plan is not None and buf is not None and buf.size < be.FUSE_MIN_SIZE:
-                f, out_dt, sd, diff = plan
-                r = f(buf)
-                if r.dtype is not sd:
-                    r = be.store(r, out_dt)
-                out = _new(r, x.shape, out_dt, _CPU)
-                out._name = name
-                if diff and x.requires_grad and STATE.grad_enabled:
-                    _record(op, (x,), out)
-                return out
-        return apply(op, (x,))
-    return fn
-
-
-def _fast_binary(op):
-    """`op(x1, x2)` for two tensors (same shape, or shapes `apply` has broadcast
-    before) or a tensor and a Python scalar, as `_fast_unary`; anything else (new
-    shapes, casts, lazy operands, devices) goes to `apply`."""
-    plans, name, be, pys, bshapes = op.plans, op.name, _CPU_BE, _PY_SCALARS, _BSHAPES
-
-    def fn(x1, x2):
-        if not STATE.event_sinks and STATE.autocast is None:
-            if type(x1) is Tensor:
-                b1 = x1._buf
-                if type(x2) is Tensor:
-                    plan = plans.get((x1.dtype, x2.dtype))
-                    b2 = x2._buf
-                    shape = x1.shape
-                    if shape == x2.shape:
-                        n = b1.size if b1 is not None else None
-                    else:
-                        shape, n = bshapes.get((shape, x2.shape), _NO_SHAPE)
-                    ok = plan is not None and n is not None and x2.device is _CPU
-                    rg = x1.requires_grad or x2.requires_grad
-                else:
-                    plan = plans.get((x1.dtype, type(x2)))
-                    ok = plan is not None and b1 is not None
-                    if ok:
-                        n = b1.size
-                    shape = x1.shape
-                    b2 = x2
-                    rg = x1.requires_grad
-                dev = x1.device
-            elif type(x2) is Tensor and type(x1) in pys:
-                plan = plans.get((type(x1), x2.dtype))
-                b1, b2 = x1, x2._buf
-                ok = plan is not None and b2 is not None
-                if ok:
-                    n = b2.size
-                shape = x2.shape
-                rg = x2.requires_grad
-                dev = x2.device
-            else:
-                ok = False
-            if ok and b1 is not None and b2 is not None and dev is _CPU \
-                    and n < be.FUSE_MIN_SIZE:
-                f, out_dt, sd, diff = plan
-                r = f(b1, b2)
-                if r.dtype is not sd:
-                    r = be.store(r, out_dt)
-                out = _new(r, shape, out_dt, _CPU)
-                out._name = name
-                if diff and rg and STATE.grad_enabled:
-                    _record(op, (x1, x2), out)
-                return out
-        return apply(op, (x1, x2))
-    return fn
-
-
-# (shape1, shape2) -> (broadcast shape, its size) for the pairs `apply` has seen
-# broadcast on the CPU's eager path (so the error for a bad pair stays apply's).
-_BSHAPES = {}
-_NO_SHAPE = (None, None)
-
-
-def _fast_where(op):
-    """`where(cond, x1, x2)` for a bool CPU tensor and data operands (tensors of its
-    shape or Python scalars) that need no cast, as `_fast_unary`. `apply` casts the
-    condition to the data dtype first; selecting with the bool itself picks the
-    same elements."""
-    plans, be = op.plans, _CPU_BE
-
-    def fn(cond, x1, x2):
-        if type(cond) is Tensor and cond.dtype is _bool and not STATE.event_sinks \
-                and STATE.autocast is None:
-            c = cond._buf
-            shape = cond.shape
-            t1, t2 = type(x1) is Tensor, type(x2) is Tensor
-            plan = plans.get((x1.dtype if t1 else type(x1), x2.dtype if t2 else type(x2)))
-            ok = plan is not None and c is not None and cond.device is _CPU
-            if ok and t1:
-                b1 = x1._buf
-                ok = b1 is not None and x1.shape == shape and x1.device is _CPU
-            else:
-                b1 = x1
-            if ok and t2:
-                b2 = x2._buf
-                ok = b2 is not None and x2.shape == shape and x2.device is _CPU
-            else:
-                b2 = x2
-            if ok and c.size < be.FUSE_MIN_SIZE:
-                f, out_dt, sd, diff = plan
-                r = f(c, b1, b2)
-                if r.dtype is not sd:
-                    r = be.store(r, out_dt)
-                out = _new(r, shape, out_dt, _CPU)
-                out._name = "where"
-                if diff and STATE.grad_enabled and (t1 and x1.requires_grad
-                                                    or t2 and x2.requires_grad):
-                    _record(op, (cond, x1, x2), out)
-                return out
-        return apply(op, (cond, x1, x2))
-    return fn
-
-
 def _define(name, arity, rule, vjp=None, saves="", doc=""):
     op = EW(name, arity, rule, vjp, saves)
     OPS[name] = op
     if arity == 1:
-        fn = _fast_unary(op)
+        fn = fast_unary(op)
     elif arity == 2:
-        fn = _fast_binary(op)
+        fn = fast_binary(op)
     else:
-        fn = _fast_where(op)
+        fn = fast_where(op)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = doc or f"Elementwise `{name}`, as `numpy.{name}` / the Array API standard."
     op.fn = fn
