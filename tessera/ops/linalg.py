@@ -122,17 +122,27 @@ def _matmul_2d_cpu(a, b):
     out = _new(np.matmul(xa, xb), (sa[0], sb[1]), a.dtype, _CPU)
     out._name = "matmul"
     if STATE.grad_enabled and (a.requires_grad or b.requires_grad):
-        ad, bd = a.detach(), b.detach()
-
-        def vjp(g):
-            ga = matmul(g, matrix_transpose(bd)) if a.requires_grad else None
-            gb = matmul(matrix_transpose(ad), g) if b.requires_grad else None
-            return ga, gb
-        # origins as engine._origin finds them: bd is input 1 unless a shares b's storage
-        org_b = ("in", 1) if a._version is not b._version else None
-        record("matmul", (a, b), out, vjp, (ad, bd),
-               origins=(("in", 0), org_b) if org_b is not None else None)
+        _record_matmul_2d(a, b, out)
     return out
+
+
+_ORIGINS_AB = (("in", 0), ("in", 1))
+_ORIGINS_AA = (("in", 0), ("in", 0))
+
+
+def _record_matmul_2d(a, b, out):
+    """The tape node of `_matmul_2d_cpu` (a function of its own, so that the
+    no-grad path makes no closure cells)."""
+    ad, bd = a.detach(), b.detach()
+
+    def vjp(g):
+        ga = matmul(g, matrix_transpose(bd)) if a.requires_grad else None
+        gb = matmul(matrix_transpose(ad), g) if b.requires_grad else None
+        return ga, gb
+    # origins as engine._origin finds them (the first input with the saved tensor's
+    # storage and version): bd is input 1, or input 0 for a @ a; else search
+    org = _ORIGINS_AB if a._version is not b._version else _ORIGINS_AA if a is b else None
+    record("matmul", (a, b), out, vjp, (ad, bd), origins=org)
 
 
 def tensordot(x1, x2, axes=2):

@@ -223,3 +223,10 @@ def test_fast_paths_are_taken(monkeypatch):
               lambda: ts.sum(x), lambda: x[1], lambda: x[1:, 2], lambda: x @ xt):
         assert isinstance(f(), ts.Tensor)
     assert calls == []
+
+
+def test_matmul_origins_match_general_path():
+    m = ts.asarray(VALS["fp64"][:, :3], requires_grad=True)
+    for f in (lambda: m @ m, lambda: m @ m.mT, lambda: m[:, :3] @ m, lambda: m.mT @ m):
+        fast, slow = _both(f)
+        _same(fast, slow)
