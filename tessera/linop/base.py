@@ -194,6 +194,10 @@ class LinearOperator:
     def __neg__(self):
         return scale(-1, self)
 
+    # Binary operators with a Tensor or ndarray on the left defer to ours (NumPy's
+    # convention, which tessera's elementwise dispatch follows too).
+    __array_ufunc__ = None
+
     def __mul__(self, c):
         if isinstance(c, numbers.Number) or (type(c) is Tensor and c.ndim == 0):
             return scale(c, self)

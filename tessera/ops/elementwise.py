@@ -108,6 +108,11 @@ def apply(op, args):
         args = list(args)
         for i, a in enumerate(args):
             if type(a) is not Tensor and not isinstance(a, _SCALARS):
+                if getattr(type(a), "__array_ufunc__", 0) is None:
+                    # NumPy's opt-out convention (a LinearOperator sets it): let
+                    # Python try the other operand's reflected operator, as
+                    # ndarray does, instead of failing to convert it.
+                    return NotImplemented
                 args[i] = to_tensor(op.name, a, device=tensors[0].device if tensors else None)
             elif type(a) not in _SCALARS and type(a) is not Tensor:
                 # np.float64 / np.complex128 / IntEnum subclass a Python scalar: treat
