@@ -26,3 +26,6 @@ class Listeners:
 
     def __bool__(self):
         return bool(self._fns)
+
+    def __contains__(self, fn):
+        return fn in self._fns

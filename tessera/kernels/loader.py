@@ -466,3 +466,31 @@ def get_kernel(file_name, name_expression, options=()):
 
 def clear_memory_cache():
     _memory.clear()
+
+
+# ---- many checks at once ------------------------------------------------------------
+def _check_job(job):
+    kind, file_name, names, arch = job
+    try:
+        if kind == "nvrtc":
+            compile_check_nvrtc(file_name, names, arch=arch)
+        else:
+            compile_check_hipcc(file_name, names, arch=arch)
+    except Exception:  # the caller re-runs the check and reports the failure itself
+        pass
+
+
+def warm_compile_checks(jobs, workers=None):
+    """Run compile checks [(kind "nvrtc"|"hipcc", file, names, arch), ...] over
+    `workers` processes so that their reports land in the disk cache. A spawn
+    context, not fork: the calling process may hold threads (JAX, OpenMP) that a
+    forked child would deadlock on."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    workers = workers or os.cpu_count() or 1
+    if workers < 2 or len(jobs) < 2:
+        for job in jobs:
+            _check_job(job)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_check_job, jobs))

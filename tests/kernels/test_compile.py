@@ -6,24 +6,10 @@ HIP: hipcc with HIP_PLATFORM=amd compiles device code down to gfx90a ISA for eac
 kernel in HIP_INSTANTIATIONS (full codegen, not just a syntax check); the resource
 remarks must show no VGPR spills (SGPR spills land in VGPR lanes, not memory).
 """
-import os
-from concurrent.futures import ProcessPoolExecutor
-
 import pytest
 
 from tessera.kernels import loader
 from tessera.kernels.launchers.registry import HIP_INSTANTIATIONS, INSTANTIATIONS
-
-
-def _warm(job):
-    kind, file_name, arch = job
-    try:
-        if kind == "nvrtc":
-            loader.compile_check_nvrtc(file_name, INSTANTIATIONS[file_name], arch=arch)
-        else:
-            loader.compile_check_hipcc(file_name, HIP_INSTANTIATIONS[file_name], arch=arch)
-    except Exception:  # the test itself re-runs it and reports the failure
-        pass
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -33,14 +19,11 @@ def _compile_in_parallel():
     that each test below reads its report. Largest jobs first, for balance."""
     jobs = []
     if _nvrtc_skip_reason() is None:
-        jobs += [("nvrtc", f, a) for f in INSTANTIATIONS for a in ("sm_80", "sm_90")]
+        jobs += [("nvrtc", f, INSTANTIATIONS[f], a) for f in INSTANTIATIONS for a in ("sm_80", "sm_90")]
     if loader.hipcc_path() is not None:
-        jobs += [("hipcc", f, "gfx90a") for f in HIP_INSTANTIATIONS]
-    workers = os.cpu_count() or 1
-    if workers > 1 and len(jobs) > 1:
-        jobs.sort(key=lambda j: -len(INSTANTIATIONS.get(j[1], ())) * (3 if "matmul" in j[1] or "gemm" in j[1] else 1))
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_warm, jobs))
+        jobs += [("hipcc", f, HIP_INSTANTIATIONS[f], "gfx90a") for f in HIP_INSTANTIATIONS]
+    jobs.sort(key=lambda j: -len(j[2]) * (3 if "matmul" in j[1] or "gemm" in j[1] else 1))
+    loader.warm_compile_checks(jobs)
     yield
 
 
