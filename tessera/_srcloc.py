@@ -9,11 +9,14 @@ import os
 import sys
 
 _PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# `python -m tessera` is user code too: its lines are what the demo should name.
+_MAIN = _PKG + "__main__.py"
 
 
 def user_site(skip=1):
     f = sys._getframe(skip)
-    while f is not None and f.f_code.co_filename.startswith(_PKG):
+    while f is not None and f.f_code.co_filename.startswith(_PKG) \
+            and f.f_code.co_filename != _MAIN:
         f = f.f_back
     if f is None:
         return None
