@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 
 from .._config import STATE
+from .._graphwalk import postorder
 from ..errors import GradError
 from ..tensor import Tensor
 
@@ -296,23 +297,17 @@ def _detach_saved(node):
 def _topo(roots):
     """Nodes reachable from `roots`, in an order where each node comes before
     every node it sends gradients to."""
-    order, seen = [], set()
-    stack = [(r, False) for r in roots]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        if type(node) is Node:
-            for e in node.next:
-                if e is not None and id(e[0]) not in seen:
-                    stack.append((e[0], False))
+    # (roots and edges given reversed: postorder pushes them reversed again, which
+    # keeps the walk, and so the order gradients are summed in, as it always was)
+    order = postorder(roots[::-1], _next_nodes_reversed)
     order.reverse()
     return order
+
+
+def _next_nodes_reversed(node):
+    if type(node) is not Node:
+        return ()
+    return [e[0] for e in reversed(node.next) if e is not None]
 
 
 def _sum_to_shape(g, shape):

@@ -16,6 +16,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Hashable
 
+from .._graphwalk import postorder
+
 # ----------------------------------------------------------------------- dtypes
 
 
@@ -248,19 +250,4 @@ def alu(op: str, *srcs: Node, arg: Hashable = None, dtype: str | None = None) ->
 
 def toposort(roots) -> list[Node]:
     """All nodes reachable from `roots`, each after its srcs (deterministic order)."""
-    seen: set[int] = set()
-    order: list[Node] = []
-    stack = [(r, False) for r in reversed(tuple(roots))]
-    while stack:
-        n, done = stack.pop()
-        if done:
-            order.append(n)
-            continue
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        stack.append((n, True))
-        for s in reversed(n.srcs):
-            if id(s) not in seen:
-                stack.append((s, False))
-    return order
+    return postorder(roots, lambda n: n.srcs)
