@@ -39,27 +39,29 @@ def _store(r, ir, accs, src, index, ind):
     return o
 
 
-def _outer_offsets(ir, kd, slots, ind):
-    """b{k}: each slot's offset for output `o` (decomposed over the kept dims `kd`)."""
+def _decompose(ir, dims, slots, ind, index, rem, acc, init):
+    """C lines that split the flat `index` over `dims` (innermost last) and add each
+    slot's stride times the coordinate to `{acc}{k}`, which starts at `{init}{k}`
+    (or 0 when init is None); broadcast dims add nothing."""
     nd = ir.ndim
-    o = [f"{ind}int64_t rem = o;"] + [f"{ind}int64_t b{k} = 0;" for k in slots]
-    for d in reversed(kd):
-        o.append(f"{ind}{{ int64_t i = rem % shape[{d}]; rem /= shape[{d}];")
-        o += [f"{ind}  b{k} += i * strides[{k * nd + d}];" for k in slots
+    o = [f"{ind}int64_t {rem} = {index};"]
+    o += [f"{ind}int64_t {acc}{k} = {init + str(k) if init else 0};" for k in slots]
+    for d in reversed(dims):
+        o.append(f"{ind}{{ int64_t i = {rem} % shape[{d}]; {rem} /= shape[{d}];")
+        o += [f"{ind}  {acc}{k} += i * strides[{k * nd + d}];" for k in slots
               if ir.in_classes[k][d] != BCAST]
         o.append(f"{ind}}}")
     return o
 
 
+def _outer_offsets(ir, kd, slots, ind):
+    """b{k}: each slot's offset for output `o` (decomposed over the kept dims `kd`)."""
+    return _decompose(ir, kd, slots, ind, "o", "rem", "b", None)
+
+
 def _reduced_offsets(ir, rdims, slots, ind):
     """p{k}: base pointer of reduced row `r` (decomposed over `rdims`), s{k}: inner stride."""
-    nd = ir.ndim
-    o = [f"{ind}int64_t rr = r;"] + [f"{ind}int64_t off{k} = b{k};" for k in slots]
-    for d in reversed(rdims):
-        o.append(f"{ind}{{ int64_t i = rr % shape[{d}]; rr /= shape[{d}];")
-        o += [f"{ind}  off{k} += i * strides[{k * nd + d}];" for k in slots
-              if ir.in_classes[k][d] != BCAST]
-        o.append(f"{ind}}}")
+    o = _decompose(ir, rdims, slots, ind, "r", "rr", "off", "b")
     for k in slots:
         st = DTYPES[ir.in_dtypes[k]].storage
         o.append(f"{ind}const {st} *restrict p{k} = (const {st} *)ptrs[{k}] + off{k};")
