@@ -141,3 +141,14 @@ def check_grad_complex(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, devi
                  f"direction: tape {analytic!r} vs finite difference {numeric!r}")
             results.append((analytic, numeric))
     return results
+
+
+def raises_op(exc, op, fn, *words):
+    """`fn()` raises `exc` with a message tagged "[op]" that contains every word."""
+    import pytest
+    with pytest.raises(exc) as e:
+        fn()
+    msg = str(e.value)
+    assert msg.startswith(f"[{op}]"), msg
+    for w in words:
+        assert w in msg, (w, msg)

@@ -17,21 +17,10 @@ import warnings
 
 from ..errors import ShapeError
 from . import moe_ops as M
+from .layers import _gen, _ts
 from .module import Module, Parameter
 
 __all__ = ["MoE", "HierarchicalRouter", "HierarchicalMoE", "SpectralMoE"]
-
-
-def _ts():
-    import tessera
-    return tessera
-
-
-def _gen(generator, device):
-    if generator is not None:
-        return generator
-    from ..random import default_generator
-    return default_generator(device)
 
 
 def _uniform(g, shape, fan_in, dtype, device):

@@ -12,7 +12,7 @@ from tessera.autograd.engine import grad
 from tessera.device import Device
 from tessera.errors import DeviceError, ShapeError
 from core_strategies import make
-from helpers import assert_close, check_grad, tol
+from helpers import assert_close, check_grad, tol, raises_op as _raises
 
 CASES = [
     ("ij,jk->ik", ((2, 3), (3, 4))),
@@ -182,13 +182,6 @@ def test_einsum_grad_of_grad_single_operand_nonlinear():
 
 
 # ---- errors --------------------------------------------------------------------
-def _raises(exc, op, fn, *words):
-    with pytest.raises(exc) as e:
-        fn()
-    msg = str(e.value)
-    assert msg.startswith(f"[{op}]"), msg
-    for w in words:
-        assert w in msg, (w, msg)
 
 
 def test_einsum_errors():

@@ -11,7 +11,7 @@ from tessera import dtypes as D
 from tessera.device import Device
 from tessera.errors import DeviceError, ShapeError
 from core_strategies import LAYOUTS, make, values
-from helpers import assert_close, check_grad
+from helpers import assert_close, check_grad, raises_op as _raises
 
 DTYPES = ("fp32", "fp64", "int32", "bool", "fp16", "bf16")
 
@@ -206,13 +206,6 @@ def test_split_and_unstack_record_one_node_and_differentiate_twice():
 
 
 # ---- errors --------------------------------------------------------------------
-def _raises(exc, op, fn, *words):
-    with pytest.raises(exc) as e:
-        fn()
-    msg = str(e.value)
-    assert msg.startswith(f"[{op}]"), msg
-    for w in words:
-        assert w in msg, (w, msg)
 
 
 def test_concat_errors():

@@ -11,7 +11,7 @@ from tessera.autograd.engine import grad
 from tessera.device import Device
 from tessera.errors import DeviceError, DTypeError, IndexingError, ShapeError
 from core_strategies import LAYOUTS, make, values
-from helpers import assert_close, check_grad
+from helpers import assert_close, check_grad, raises_op as _raises
 
 DTYPES = ("fp32", "fp64", "fp16", "bf16", "int32", "int8", "uint8", "bool")
 
@@ -169,13 +169,6 @@ def test_sort_gradient_of_integer_input_is_not_recorded():
 
 
 # ---- errors --------------------------------------------------------------------
-def _raises(exc, op, fn, *words):
-    with pytest.raises(exc) as e:
-        fn()
-    msg = str(e.value)
-    assert msg.startswith(f"[{op}]"), msg
-    for w in words:
-        assert w in msg, (w, msg)
 
 
 def _elsewhere(t):
