@@ -231,7 +231,21 @@ def cross_entropy(logits, target):
 
 
 # -- containers -------------------------------------------------------------------------
-class Sequential(Module):
+class _Container(Module):
+    """What Sequential and ModuleList share: length, iteration, append."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
+        return self
+
+
+class Sequential(_Container):
     """Modules applied in order: `Sequential(a, b)(x) == b(a(x))`; also accepts an
     OrderedDict of named modules. Indexable; a slice gives a Sequential."""
 
@@ -255,18 +269,8 @@ class Sequential(Module):
             return Sequential(*mods[i])
         return mods[i]
 
-    def __len__(self):
-        return len(self._modules)
 
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self._modules)), module)
-        return self
-
-
-class ModuleList(Module):
+class ModuleList(_Container):
     """A list of modules whose parameters the parent module sees."""
 
     def __init__(self, modules=()):
@@ -281,16 +285,6 @@ class ModuleList(Module):
         if not isinstance(module, Module):
             raise TypeError(f"[ModuleList] items must be Modules, got {type(module).__name__}")
         self._modules[list(self._modules)[i]] = module  # keeps the position
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def append(self, module):
-        self.add_module(str(len(self._modules)), module)
-        return self
 
     def extend(self, modules):
         for m in modules:
