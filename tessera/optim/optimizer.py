@@ -1,29 +1,45 @@
 """`Optimizer`: parameter groups, per-parameter state and the state-dict format
 shared by the optimizers, as `torch.optim.Optimizer`.
 
-A subclass implements `_update(group, p, g, state)`; `step()` calls it for every
-parameter that has a gradient, under `no_grad`. Updates write into the
-parameter's storage in place (so views and modules holding it see the change)
-and bump its version counter, so a stale tape that saved the old value fails at
-backward instead of giving a wrong gradient.
+A subclass implements `_update(group, p, g, state)` (the per-op update, in
+tessera ops) and may implement `_fused_update(...)` (the same update on the
+buffers, bit for bit; returns False where it cannot run); `step()` calls one of
+them for every parameter that has a gradient, under `no_grad`. Updates write
+into the parameter's storage in place (so views and modules holding it see the
+change) and bump its version counter, so a stale tape that saved the old value
+fails at backward instead of giving a wrong gradient.
+
+The fused fast path (`fused=None`, the default, or `True`) runs only while
+nothing listens to ops (graph capture, the profiler, `check_numerics`) and no
+autocast policy is active, on devices and dtypes it supports (CPU fp32/fp64)
+and state of the parameter's dtype and shape; elsewhere the per-op path runs,
+with the same results. `fused=True` also requires every parameter to be of a
+supported device and dtype; `fused=False` always takes the per-op path.
 """
 from __future__ import annotations
 
 from ..autograd.grad_mode import no_grad
 from ..errors import TesseraError
 from ..tensor import Tensor
+from . import _fused
 
 __all__ = ["Optimizer"]
 
 
 class Optimizer:
     """Base class. `params`: an iterable of tensors, or of dicts
-    `{"params": [...], **hyperparameters}` (groups override the defaults)."""
+    `{"params": [...], **hyperparameters}` (groups override the defaults).
+    `fused`: None (auto), True or False, as the module docstring says."""
 
-    def __init__(self, params, defaults):
+    def __init__(self, params, defaults, fused=None):
+        if fused not in (None, True, False):
+            raise ValueError(f"[{type(self).__name__}] fused must be None, True or False, "
+                             f"got {fused!r}")
         self.defaults = dict(defaults)
+        self.fused = fused
         self.param_groups = []
         self.state = {}  # parameter tensor (hashed by identity) -> dict of state
+        self._scratch = _fused.Scratch()  # the fast path's work buffers, not state
         params = list(params)
         if not params:
             raise ValueError(f"[{type(self).__name__}] got an empty parameter list")
@@ -44,6 +60,9 @@ class Optimizer:
             if not p.requires_grad or p.grad_fn is not None:
                 raise ValueError(f"[{name}] can only optimize leaf tensors that require grad "
                                  f"(shape {p.shape})")
+            if self.fused and not _fused.supports(p):
+                raise ValueError(f"[{name}] fused=True supports {_fused.SUPPORTED}, got a "
+                                 f"{p.dtype.name} parameter (shape {p.shape}) on {p.device}")
             if id(p) in seen:
                 raise ValueError(f"[{name}] a parameter (shape {p.shape}) appears in more "
                                  "than one group")
@@ -72,18 +91,26 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         with no_grad():
+            fused = self.fused is not False and _fused.allowed()
             for group in self.param_groups:
                 for p in group["params"]:
-                    if p.grad is None:
+                    g = p.grad
+                    if g is None:
                         continue
                     st = self.state.get(p)
                     if st is None:
                         st = self.state[p] = {}
-                    self._update(group, p, p.grad, st)
+                    if not (fused and self._fused_update(group, p, g, st)):
+                        self._update(group, p, g, st)
         return loss
 
     def _update(self, group, p, g, state):
+        """The update of `p` from gradient `g`, in tessera ops."""
         raise NotImplementedError
+
+    def _fused_update(self, group, p, g, state):
+        """The same update on the buffers (see `_fused`); False where it cannot run."""
+        return False
 
     # -- state dicts --------------------------------------------------------------
     def state_dict(self):
