@@ -1,11 +1,13 @@
 """One-line op checks against references (tinygrad's helper_test_op, CuPy's
 numpy_cupy_allclose): `check_op` compares a tessera op with a NumPy float64
 reference, `check_grad` compares the tape's gradient with central finite
-differences along a random direction, and TOL is the one tolerance table.
+differences along a random direction (`check_grad_grad`: second derivatives), and
+TOL is the one tolerance table.
 """
 import numpy as np
 
 import tessera as ts
+from tessera.autograd.engine import grad
 
 # (rtol, atol) per dtype: the error a correctly rounded op may show against a
 # float64 reference, with headroom for a few chained roundings.
@@ -100,6 +102,32 @@ def check_grad(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, device="cpu"
     assert np.isclose(analytic, numeric, rtol=rtol, atol=atol), \
         f"gradient mismatch: tape {analytic!r} vs finite difference {numeric!r}"
     return analytic, numeric
+
+
+def check_grad_grad(fn, *arrays, eps=1e-5, seed=0):
+    """Second derivatives: phi(x) = <r, J_f(x)^T u> differentiated by the tape
+    (grad with create_graph, then grad again) vs a central difference of phi."""
+    rng = np.random.default_rng(seed)
+    xs = [ts.asarray(a, dtype="fp64", requires_grad=True) for a in arrays]
+    out = fn(*xs)
+    u = ts.asarray(rng.standard_normal(out.shape), dtype="fp64")
+    rs = [rng.standard_normal(np.shape(a)) for a in arrays]
+    vs = [rng.standard_normal(np.shape(a)) for a in arrays]
+
+    def phi(ins, create_graph):
+        gs = grad(fn(*ins), ins, grad_outputs=u, create_graph=create_graph, allow_unused=True)
+        return sum(ts.sum(g * ts.asarray(r)) for g, r in zip(gs, rs) if g is not None)
+    p = phi(xs, True)
+    assert p.requires_grad, "first gradient is not differentiable"
+    ggs = grad(p, xs, allow_unused=True)
+    analytic = sum(float(np.sum(to_np64(g) * v)) for g, v in zip(ggs, vs) if g is not None)
+
+    def phi_at(step):
+        ins = [ts.asarray(a + step * v, dtype="fp64", requires_grad=True)
+               for a, v in zip(arrays, vs)]
+        return float(phi(ins, False))
+    numeric = (phi_at(eps) - phi_at(-eps)) / (2 * eps)
+    assert np.isclose(analytic, numeric, rtol=1e-5, atol=1e-7), (analytic, numeric)
 
 
 def check_grad_complex(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, device="cpu"):

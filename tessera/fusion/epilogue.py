@@ -26,7 +26,7 @@ def _templates(dt):
 
     def c(v):
         return ir.Node("const", dt, (), v)
-    relu = ir.Node("where", dt, (ir.Node("greater", "bool", (P, c(0)), None), P, c(0)))
+    relu = ir.Node("maximum", dt, (P, c(0)))
     erf = ir.Node("erf", dt, (ir.Node("multiply", dt, (P, c(0.7071067811865476))),))
     gelu = ir.Node("multiply", dt, (ir.Node("multiply", dt, (P, ir.Node("add", dt, (erf, c(1))))),
                                     c(0.5)))

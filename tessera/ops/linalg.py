@@ -1,9 +1,12 @@
 """Linear algebra: matmul (batched, broadcasting), matrix_transpose, tensordot,
-vecdot, einsum, outer.
+vecdot, einsum, outer, and `linear` (x @ W.T + b).
 
 `matmul` is the primitive; the others are written in tessera ops and get their
-gradients from it. On the GPU the backend picks tessera's tiled kernel or the
-vendor BLAS per shape by measurement; on the CPU it is BLAS through NumPy.
+gradients from it, except `linear` on the CPU: one GEMM with the bias added in
+place and one tape node with its own adjoint, where the composite would record a
+transpose, a product and an add (and undo the bias broadcast in backward).
+On the GPU the backend picks tessera's tiled kernel or the vendor BLAS per shape
+by measurement; on the CPU it is BLAS through NumPy.
 """
 from __future__ import annotations
 
@@ -12,21 +15,28 @@ import numpy as np
 from .. import dtypes as _dt
 from .._config import STATE
 from ..errors import DTypeError, ShapeError, fmt_shapes_aligned
-from ..autograd.engine import record
+from ..autograd.engine import needs_grad, record
 from ..device import CPU as _CPU
 from ..tensor import Tensor, _new
-from .movement import reshape
+from .movement import permute_dims, reshape
+from .reduce import sum as _sum
 from ._dispatch import apply_op, broadcast_shapes, same_device, to_tensor
 
 
 def matrix_transpose(x):
     """Swap the last two axes (a view), as the Array API `matrix_transpose`."""
-    from .movement import permute_dims
     x = to_tensor("matrix_transpose", x)
-    if x.ndim < 2:
+    nd = len(x.shape)
+    if nd < 2:
         raise ShapeError(f"[matrix_transpose] needs at least 2 dimensions, got shape {x.shape}")
-    axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
-    return permute_dims(x, axes)
+    return permute_dims(x, _SWAP_LAST[nd] if nd < 33 else _swap_last(nd))
+
+
+def _swap_last(nd):
+    return tuple(range(nd - 2)) + (nd - 1, nd - 2)
+
+
+_SWAP_LAST = [None, None] + [_swap_last(nd) for nd in range(2, 33)]  # by ndim, made once
 
 
 def matmul(x1, x2):
@@ -80,16 +90,17 @@ def matmul(x1, x2):
         return backend.matmul(xa, xb, dt)
     shape = batch + (a.shape[-2], b.shape[-1])
     ad, bd = (a.detach(), b.detach()) if (a.requires_grad or b.requires_grad) else (a, b)
+    need_a, need_b = a.requires_grad, b.requires_grad  # at record time: see _record_matmul_2d
 
     def vjp(g):
         # complex (PyTorch's convention): the adjoint of B -> A B is A^H, not A^T
         if dt.kind == "c":
             from .complex import conj
-            ga = matmul(g, matrix_transpose(conj(bd))) if a.requires_grad else None
-            gb = matmul(matrix_transpose(conj(ad)), g) if b.requires_grad else None
+            ga = matmul(g, matrix_transpose(conj(bd))) if need_a else None
+            gb = matmul(matrix_transpose(conj(ad)), g) if need_b else None
             return ga, gb
-        ga = matmul(g, matrix_transpose(bd)) if a.requires_grad else None
-        gb = matmul(matrix_transpose(ad), g) if b.requires_grad else None
+        ga = matmul(g, matrix_transpose(bd)) if need_a else None
+        gb = matmul(matrix_transpose(ad), g) if need_b else None
         return ga, gb
     if STATE.fusion_mode == "aggressive" and dt.kind == "f" and not STATE.event_sinks:
         # A pending product, so that a following `+ bias` and activation can run as
@@ -134,10 +145,14 @@ def _record_matmul_2d(a, b, out):
     """The tape node of `_matmul_2d_cpu` (a function of its own, so that the
     no-grad path makes no closure cells)."""
     ad, bd = a.detach(), b.detach()
+    # Which gradients to make is read now, not in the vjp: an operand may be another
+    # node's saved tensor, put on the tape only while that node's adjoint runs under
+    # create_graph (engine._reattach), and off it again when this vjp runs.
+    need_a, need_b = a.requires_grad, b.requires_grad
 
     def vjp(g):
-        ga = matmul(g, matrix_transpose(bd)) if a.requires_grad else None
-        gb = matmul(matrix_transpose(ad), g) if b.requires_grad else None
+        ga = matmul(g, matrix_transpose(bd)) if need_a else None
+        gb = matmul(matrix_transpose(ad), g) if need_b else None
         return ga, gb
     # origins as engine._origin finds them (the first input with the saved tensor's
     # storage and version): bd is input 1, or input 0 for a @ a; else search
@@ -195,8 +210,127 @@ def outer(x1, x2):
 
 
 def linear(x, weight, bias=None):
-    """x @ weight.T + bias, as `torch.nn.functional.linear`."""
+    """x @ weight.T + bias, as `torch.nn.functional.linear`: x of shape (..., in),
+    weight (out, in) (or (in,): a vector product), bias broadcasting to the output
+    (usually (out,)) or None.
+
+    fp32/fp64 CPU operands of one dtype, x of 2+ dimensions and a bias of shape
+    (out,) or None make one op and one tape node ("linear", see `_linear_op`);
+    everything else takes the composite `matmul(x, weight.T) + bias` (other devices
+    and dtypes, mixed dtypes, autocast, and fusion mode "aggressive", where the
+    product stays pending so that the bias and activation run as the GEMM's
+    epilogue).
+
+    >>> import tessera as ts
+    >>> ts.linear(ts.ones((2, 3)), ts.ones((4, 3)), ts.ones(4)).tolist()
+    [[4.0, 4.0, 4.0, 4.0], [4.0, 4.0, 4.0, 4.0]]
+    """
+    x = to_tensor("linear", x)
+    w = to_tensor("linear", weight)
+    b = None if bias is None else to_tensor("linear", bias)
+    out_shape = _linear_shape(x, w, b)
+    if _linear_is_primitive(x, w, b):
+        return _linear_op(x, w, b, out_shape)
     if STATE.autocast is not None:  # tessera.precision.autocast policy (bias lowered too)
-        x, weight, bias = STATE.autocast.cast_inputs("linear", (x, weight, bias))
-    y = matmul(x, matrix_transpose(weight))
-    return y + bias if bias is not None else y
+        x, w, b = STATE.autocast.cast_inputs("linear", (x, w, b))
+    y = matmul(x, matrix_transpose(w) if w.ndim == 2 else w)
+    return y + b if b is not None else y
+
+
+def _linear_shape(x, w, b):
+    """The output shape of `linear`, or a ShapeError naming both shapes."""
+    if x.ndim == 0 or w.ndim not in (1, 2):
+        raise ShapeError(f"[linear] input {x.shape} and weight {w.shape}: the input needs at "
+                         "least 1 dimension and the weight 1 or 2 (out_features, in_features)")
+    if x.shape[-1] != w.shape[-1]:
+        raise ShapeError(f"[linear] input {x.shape} and weight {w.shape}: in_features "
+                         f"{x.shape[-1]} and {w.shape[-1]} differ (weight is (out_features, "
+                         "in_features))")
+    out = x.shape[:-1] + w.shape[:-1]
+    if b is not None and b.shape != out[-1:] and (len(b.shape) > len(out) or any(
+            d not in (1, o) for d, o in zip(b.shape[::-1], out[::-1]))):
+        raise ShapeError(f"[linear] bias {b.shape} does not broadcast to the output {out} "
+                         f"(input {x.shape}, weight {w.shape})")
+    return out
+
+
+def _linear_is_primitive(x, w, b):
+    """Whether `linear` runs as its own op: fp32/fp64 CPU operands of one dtype,
+    x of 2+ dimensions, weight 2-D, bias (out,) or None, no autocast policy and no
+    aggressive fusion (both handled by the composite)."""
+    dt = x.dtype
+    return (dt in _BLAS and w.dtype is dt and x.device is _CPU and w.device is _CPU
+            and x.ndim >= 2 and w.ndim == 2
+            and (b is None or b.dtype is dt and b.device is _CPU and b.shape == w.shape[:1])
+            and STATE.autocast is None and STATE.fusion_mode != "aggressive")
+
+
+def _linear_fwd_for(dt):
+    """The forward of `linear` on buffers of dtype `dt`: x @ W.T (+ b). A function of
+    the buffers only, so that graph capture replays it."""
+    def linear_fwd(xb, wb, bb=None):
+        if xb.ndim > 2:  # one GEMM over the folded leading axes, not a batch of small ones
+            out = linear_fwd(xb.reshape(-1, xb.shape[-1]), wb, bb)
+            return out.reshape(xb.shape[:-1] + (wb.shape[0],))
+        out = _CPU.backend.matmul(xb, wb.T, dt)  # BLAS reads the transposed view: no copy
+        if bb is not None:
+            np.add(out, bb, out=out)  # into the fresh product: no second temporary
+        return out
+    return linear_fwd
+
+
+_LINEAR_FWD = {dt: _linear_fwd_for(dt) for dt in _BLAS}
+
+
+def _linear_op(x, w, b, out_shape):
+    """`linear` as one op: one GEMM with the bias added in place, one tape node.
+    Through `apply_op` while event sinks listen (capture replays `fwd`, the profiler
+    times it); else the same calls without its generality, as `_matmul_2d_cpu`."""
+    dt = x.dtype
+    fwd = _LINEAR_FWD[dt]
+    if STATE.event_sinks:
+        vjp, saved = _linear_adjoint(x, w, b) if needs_grad(x, w, b) else (None, ())
+        return apply_op("linear", (x, w, b), fwd, dt, _CPU, vjp, saved, shape=out_shape)
+    out = _new(fwd(x.data, w.data) if b is None else fwd(x.data, w.data, b.data),
+               out_shape, dt, _CPU)
+    out._name = "linear"
+    if STATE.grad_enabled and (x.requires_grad or w.requires_grad
+                               or b is not None and b.requires_grad):
+        vjp, saved = _linear_adjoint(x, w, b)
+        # origins as engine._origin finds them: x is input 0 and W input 1, unless
+        # they share storage (linear(w, w)): then the engine searches
+        org = None if x._version is w._version else \
+            _LINEAR_ORIGINS[w.requires_grad, x.requires_grad]
+        record("linear", (x, w, b), out, vjp, saved, origins=org)
+    return out
+
+
+# the saved tensors' origins by (W requires grad: x saved, x requires grad: W saved)
+_LINEAR_ORIGINS = {(True, True): (("in", 0), ("in", 1)), (True, False): (("in", 0),),
+                   (False, True): (("in", 1),), (False, False): ()}
+
+
+def _linear_adjoint(x, w, b):
+    """(vjp, saved) of `linear`: gx = g W, gW = g^T x over the folded leading axes,
+    gb = g summed over the leading axes; each only for an input that requires grad,
+    and only x (for gW) and W (for gx) saved."""
+    need_x, need_w = x.requires_grad, w.requires_grad
+    need_b = b is not None and b.requires_grad
+    xd = x.detach() if need_w else None
+    wd = w.detach() if need_x else None
+
+    def vjp(g):
+        gx = matmul(g, wd) if need_x else None
+        gw = None
+        if need_w:
+            g2, x2 = g, xd
+            if g.ndim > 2:
+                g2, x2 = reshape(g, (-1, g.shape[-1])), reshape(xd, (-1, xd.shape[-1]))
+            gw = matmul(matrix_transpose(g2), x2)
+        gb = _sum(g, axis=_LEAD_AXES[g.ndim]) if need_b else None
+        return gx, gw, gb
+    saved = (xd, wd) if need_w and need_x else (xd,) if need_w else (wd,) if need_x else ()
+    return vjp, saved
+
+
+_LEAD_AXES = [tuple(range(n - 1)) for n in range(33)]  # the axes gb sums over, by g.ndim

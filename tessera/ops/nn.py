@@ -19,7 +19,7 @@ from ..autograd.engine import needs_grad, record
 from ..errors import DTypeError, IndexingError, ShapeError
 from ..tensor import _new
 from ._dispatch import apply_op, norm_axis, prod, same_device, to_tensor
-from .elementwise import astype, erf, exp, log1p, rsqrt, sigmoid, tanh, where
+from .elementwise import astype, erf, exp, log1p, maximum, rsqrt, sigmoid, tanh, where
 from .movement import expand_dims, reshape
 from .reduce import mean, sum
 
@@ -55,17 +55,35 @@ def _in_fp32(x, f):
 
 # -- activations ---------------------------------------------------------------
 def relu(x):
-    """max(x, 0), as `torch.nn.functional.relu`, with gradient 0 at x == 0.
+    """max(x, 0), as `torch.nn.functional.relu`: NaN propagates (relu(nan) is nan,
+    as in PyTorch; the earlier `where(x > 0, x, 0)` form gave 0), integer tensors
+    stay integer, bool and complex raise.
 
-    Written `where(x > 0, x, 0)`, not `maximum(x, 0)`: maximum splits the gradient
-    between tied operands, so relu'(0) would be 0.5 instead of PyTorch's 0.
+    The forward is the primitive `maximum(x, 0)`, so it runs as one NumPy call or
+    joins a fused kernel like any elementwise op; the tape gets one "relu" node with
+    its own adjoint, g where x > 0 else 0 (0 at x == 0, as PyTorch; 0 at NaN too,
+    where PyTorch passes g). maximum's adjoint would be wrong here: it splits the
+    gradient between tied operands, so relu'(0) would be 0.5.
 
     >>> import tessera as ts
-    >>> ts.relu(ts.asarray([-1.0, 0.0, 2.0])).tolist()
-    [0.0, 0.0, 2.0]
+    >>> ts.relu(ts.asarray([-1.0, 0.0, 2.0, float("nan")])).tolist()
+    [0.0, 0.0, 2.0, nan]
     """
     x = to_tensor("relu", x)
-    return where(x > 0, x, 0)
+    if x.dtype.kind in "bc":
+        raise DTypeError(f"[relu] is not defined for {x.dtype.name} tensors (shape {x.shape}); "
+                         "cast to an integer or float dtype first")
+    if not needs_grad(x):
+        out = maximum(x, 0)
+    else:
+        out = maximum(x.detach(), 0)  # a detached operand: maximum records nothing
+        od = out.detach()  # the adjoint reads the output (x > 0 iff out > 0): x can go
+        record("relu", (x,), out, lambda g: (where(od > 0, g, 0),), (od,), origins=_FROM_OUT)
+    out._name = "relu"
+    return out
+
+
+_FROM_OUT = (("out", 0),)  # relu's saved tensor is its output (engine._origin's answer)
 
 
 def leaky_relu(x, negative_slope=0.01):

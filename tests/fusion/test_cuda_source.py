@@ -33,6 +33,44 @@ def test_reductions_compile(dtype):
     compile_check_cuda(src)
 
 
+def _pending_ir(t):
+    """IR roots and input metas of the pending fusion group under the lazy tensor t."""
+    from tessera.fusion.execute import build_ir
+    from tessera.fusion.ir import toposort
+    from tessera.fusion.lazy import LazyOp
+    order, seen = [], set()
+
+    def visit(n):
+        if id(n) not in seen:
+            seen.add(id(n))
+            for s in n.srcs:
+                if type(s) is LazyOp and s.buf is None:
+                    visit(s)
+            order.append(n)
+    visit(t._lazy)
+    roots, _ = build_ir([t._lazy], order, t.shape, structure={})
+    ins = sorted((n for n in toposort(roots) if n.op == "input"), key=lambda n: n.arg)
+    return roots, [(n.dtype, (2, 2)) for n in ins]
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "bf16", "fp64", "int32", "int8", "uint8"])
+def test_relu_groups_compile(dtype):
+    """`ts.relu` as it reaches the fusion buffer (forward, and for floats its adjoint)."""
+    import tessera as ts
+    floating = dtype.startswith("fp") or dtype == "bf16"
+    x = ts.asarray(np.linspace(-2, 2, 40000).reshape(200, 200), dtype=dtype,
+                   requires_grad=floating)  # above the CPU fusion size: pending groups
+    y = ts.relu(x * 2)
+    groups = [y]
+    if floating:
+        groups.append(ts.autograd.grad(y, x, grad_outputs=ts.ones(y.shape, dtype=dtype)))
+    for t in groups:
+        assert t._buf is None  # still pending
+        src, _ = render_cuda(*_pending_ir(t))
+        assert "ts_maximum_" in src  # relu's forward, recomputed in its adjoint's group
+        compile_check_cuda(src)
+
+
 def test_compile_error_raises_with_log():
     from tessera.fusion.render_cuda import CUDACompileError
     with pytest.raises(CUDACompileError, match="error"):

@@ -11,9 +11,8 @@ from hypothesis.extra import numpy as hnp
 
 import tessera as ts
 from tessera._config import STATE
-from tessera.autograd.engine import grad
 from tessera.random import Generator
-from helpers import assert_close, check_grad, to_np64, tol
+from helpers import assert_close, check_grad, check_grad_grad, to_np64, tol
 
 FLOATS = ("fp32", "fp64", "fp16", "bf16")
 
@@ -240,32 +239,6 @@ def test_kinks_follow_pytorch():
         x = ts.asarray([0.0], dtype="fp64", requires_grad=True)
         f(x).sum().backward()
         assert x.grad.tolist() == [want]
-
-
-def check_grad_grad(fn, *arrays, eps=1e-5, seed=0):
-    """Second derivatives: phi(x) = <r, J_f(x)^T u> differentiated by the tape
-    (grad with create_graph, then grad again) vs a central difference of phi."""
-    rng = np.random.default_rng(seed)
-    xs = [ts.asarray(a, dtype="fp64", requires_grad=True) for a in arrays]
-    out = fn(*xs)
-    u = ts.asarray(rng.standard_normal(out.shape), dtype="fp64")
-    rs = [rng.standard_normal(np.shape(a)) for a in arrays]
-    vs = [rng.standard_normal(np.shape(a)) for a in arrays]
-
-    def phi(ins, create_graph):
-        gs = grad(fn(*ins), ins, grad_outputs=u, create_graph=create_graph, allow_unused=True)
-        return sum(ts.sum(g * ts.asarray(r)) for g, r in zip(gs, rs) if g is not None)
-    p = phi(xs, True)
-    assert p.requires_grad, "first gradient is not differentiable"
-    ggs = grad(p, xs, allow_unused=True)
-    analytic = sum(float(np.sum(to_np64(g) * v)) for g, v in zip(ggs, vs) if g is not None)
-
-    def phi_at(step):
-        ins = [ts.asarray(a + step * v, dtype="fp64", requires_grad=True)
-               for a, v in zip(arrays, vs)]
-        return float(phi(ins, False))
-    numeric = (phi_at(eps) - phi_at(-eps)) / (2 * eps)
-    assert np.isclose(analytic, numeric, rtol=1e-5, atol=1e-7), (analytic, numeric)
 
 
 GRAD_GRADS = ["softmax", "log_softmax", "gelu", "gelu_tanh", "layer_norm", "layer_norm_2d",
