@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import statistics
 import sys
 import time
+
+# The environment before any library was imported: workers start from it, since
+# `import tessera` sets OMP_WAIT_POLICY in os.environ and children would inherit it.
+START_ENV = dict(os.environ)
 
 
 def header(title):
@@ -83,3 +88,69 @@ def load_line():
     except OSError:
         return "load average: n/a"
     return f"load average: {a:.2f} {b:.2f} {c:.2f} ({os.cpu_count()} CPUs)"
+
+
+class Worker:
+    """A benchmark subject in a process of its own: `python -m <script> --worker
+    <args...>` builds it and then answers lines on stdin ("<n>": run n calls, reply
+    with the seconds they took; "info": reply with the subject's info line).
+
+    Why a process each: libraries set process-wide state at import (tessera sets
+    OMP_WAIT_POLICY=PASSIVE and NumPy's BLAS threads, torch starts its OpenMP pool),
+    and in one process the first import decides the other's threading: measured on
+    2 cores, torch's MLP step went from 1.0 ms to 2.5 ms when tessera was imported
+    first. Each subject runs with its own defaults, as its users would see it."""
+
+    def __init__(self, script, *args):
+        import subprocess
+        self.proc = subprocess.Popen([sys.executable, script, "--worker", *map(str, args)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     bufsize=1, env=START_ENV)
+        self.info = self._ask("info")
+
+    def _ask(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        reply = self.proc.stdout.readline()
+        if not reply:
+            raise RuntimeError(f"benchmark worker {self.proc.args} exited "
+                               f"(status {self.proc.poll()})")
+        return reply.strip()
+
+    def __call__(self, number):
+        return float(self._ask(str(number)))
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def serve(fn, info=""):
+    """The worker side of `Worker`: time `fn` on request until stdin closes."""
+    for line in sys.stdin:
+        line = line.strip()
+        if line == "info":
+            print(info, flush=True)
+            continue
+        n = int(line)
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        print(repr(time.perf_counter() - t), flush=True)
+
+
+def interleaved_workers(workers, repeat=15, number=1, warmup=1, pause=0.02):
+    """As `interleaved`, for `Worker`s (each round runs `number` calls in the
+    worker's process). Returns {name: (best, median)} seconds per call.
+
+    `pause` seconds pass before each round: OpenMP workers of the previous round's
+    process may still be spinning (libgomp's default spins a few ms after each
+    parallel region), and would otherwise take a core from the next round."""
+    for w in workers.values():
+        w(warmup)
+    times = {k: [] for k in workers}
+    for _ in range(repeat):
+        for k, w in workers.items():
+            time.sleep(pause)
+            times[k].append(w(number) / number)
+    return {k: (min(v), statistics.median(v)) for k, v in times.items()}

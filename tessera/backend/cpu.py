@@ -28,13 +28,59 @@ import numpy as np
 
 from .. import dtypes as _dt
 
-# libgomp reads its wait policy once, when it is loaded. tessera.fusion.compile_c
-# sets PASSIVE (its measurement: spinning OpenMP workers take the cores from the
-# BLAS calls that follow); set here too, at `import tessera`, so that it holds when
-# another library loads libgomp before the first fused kernel does (torch does, and
-# its libgomp is then the one the kernels use: MLP step 32 ms -> 3-5 ms under load).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+def _openmp_defaults(env=os.environ):
+    """libgomp reads these once, when it is loaded (by the first fused kernel, or by
+    another library first: torch). The OpenMP pool runs both the fused kernels and
+    the big GEMMs (`cpu_gemm`), so its workers should stay awake across the gaps of
+    a training step (tens of microseconds of Python between kernels) but not much
+    longer, or they take a core from other processes. libgomp's default spin of
+    300000 iterations keeps a worker busy ~4 ms after each region here; 60000
+    (~1.5 ms) still bridges the gaps.
+    Measured (benchmarks/autodiff.py, 2 cores): PASSIVE waits made the MLP step
+    1.85 ms, spinning 1.39 ms. A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins."""
+    if "OMP_WAIT_POLICY" not in env and "GOMP_SPINCOUNT" not in env:
+        env["GOMP_SPINCOUNT"] = str(SPIN_COUNT)
+
+
+SPIN_COUNT = 60000
+
+# Freed NumPy buffers go back to glibc; above the mmap threshold (128 KB, adapted
+# upwards as blocks are freed) and whenever the heap's free top exceeds the trim
+# threshold, glibc returns the pages to the kernel, and the next buffer of that size
+# pays a page fault per 4 KB page at first touch. Eager tensor code frees and
+# reallocates temporaries all the time: measured on this VM, `a * 0.9 + b` on
+# 256x256 fp32 took 270 us with glibc's defaults and 21 us with these, and the
+# MLP's GEMM outputs 30-40% longer. Keeping up to MALLOC_KEEP_MB of freed memory in
+# the process is the price (as with PyTorch's recommended jemalloc/tcmalloc).
+MMAP_THRESHOLD = 32 << 20   # glibc's maximum on 64-bit
+MALLOC_KEEP_MB = 256
+
+
+def _tune_malloc(env=os.environ):
+    """Raise glibc's mmap and trim thresholds (Linux/glibc only; a user's
+    MALLOC_*_ or GLIBC_TUNABLES settings win, TESSERA_MALLOC_TUNING=0 opts out).
+    Returns True when applied."""
+    if env.get("TESSERA_MALLOC_TUNING", "1") == "0" or "GLIBC_TUNABLES" in env \
+            or any(k.startswith("MALLOC_") for k in env):
+        return False
+    import platform
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    ok = libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD)
+    ok &= libc.mallopt(m_trim_threshold, MALLOC_KEEP_MB << 20)
+    return bool(ok)
+
+
+_openmp_defaults()
+MALLOC_TUNED = _tune_malloc()
 from .common import ArrayBackend
+from .cpu_gemm import matmul as _pool_matmul
 
 
 class CPUBackend(ArrayBackend):
@@ -59,6 +105,12 @@ class CPUBackend(ArrayBackend):
 
     def synchronize(self):
         pass
+
+    def matmul(self, a, b, dtype):
+        if a.ndim == 2 and b.ndim == 2 and dtype in (_dt.fp32, _dt.fp64) \
+                and a.dtype == b.dtype == dtype.np_storage:
+            return _pool_matmul(a, b)  # big products on the fused kernels' OpenMP pool
+        return super().matmul(a, b, dtype)
 
 
 _BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",

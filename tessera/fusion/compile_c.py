@@ -21,11 +21,8 @@ from pathlib import Path
 
 from .._listeners import Listeners
 
-# libgomp reads this once, when the first generated kernel loads it. Its default
-# (active spinning after each parallel region) steals the cores from NumPy's BLAS
-# threads that typically run next in a training step: measured on the 2-core CI
-# machine, an MLP step went from 325 ms to 153 ms with PASSIVE. A user setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# libgomp's wait policy (read once, when the first generated kernel loads it) is
+# set at `import tessera`: see tessera/backend/cpu.py, _openmp_defaults.
 
 KERNELS_DIR = Path(__file__).resolve().parent.parent / "kernels"
 

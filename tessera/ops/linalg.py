@@ -16,6 +16,7 @@ from .. import dtypes as _dt
 from .._config import STATE
 from ..errors import DTypeError, ShapeError, fmt_shapes_aligned
 from ..autograd.engine import needs_grad, record
+from ..backend.cpu_gemm import matmul as _cpu_matmul
 from ..device import CPU as _CPU
 from ..tensor import Tensor, _new
 from .movement import permute_dims, reshape
@@ -130,7 +131,7 @@ def _matmul_2d_cpu(a, b):
             or STATE.event_sinks or STATE.autocast is not None \
             or STATE.fusion_mode == "aggressive":
         return None
-    out = _new(np.matmul(xa, xb), (sa[0], sb[1]), a.dtype, _CPU)
+    out = _new(_cpu_matmul(xa, xb), (sa[0], sb[1]), a.dtype, _CPU)
     out._name = "matmul"
     if STATE.grad_enabled and (a.requires_grad or b.requires_grad):
         _record_matmul_2d(a, b, out)

@@ -47,3 +47,48 @@ def test_default_budget_and_overrides():
         assert default == 1  # the busy-waiting second worker is not worth a core
     assert _threads_at_import({"TESSERA_BLAS_THREADS": "2"}) == 2
     assert _threads_at_import({"OPENBLAS_NUM_THREADS": "2"}) == 2  # the user's choice wins
+
+
+def _import_report(env):
+    """(malloc tuned, GOMP_SPINCOUNT, OMP_WAIT_POLICY) as `import tessera` leaves them."""
+    code = ("import os, tessera.backend.cpu as c; "
+            "print(c.MALLOC_TUNED, os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
+    full = {k: v for k, v in os.environ.items()
+            if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "TESSERA_MALLOC_TUNING",
+                         "GLIBC_TUNABLES") and not k.startswith("MALLOC_")}
+    full.update(env)
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True,
+                         text=True, check=True).stdout.split()
+    return out[-3] == "True", out[-2], out[-1]
+
+
+def test_openmp_spin_default_and_user_settings_win():
+    assert _import_report({})[1] == str(cpu.SPIN_COUNT)
+    assert _import_report({"OMP_WAIT_POLICY": "PASSIVE"})[1:] == ("None", "PASSIVE")
+    assert _import_report({"GOMP_SPINCOUNT": "7"})[1] == "7"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_malloc_tuning_and_its_opt_outs():
+    import platform
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc")
+    assert _import_report({})[0] is True
+    assert _import_report({"TESSERA_MALLOC_TUNING": "0"})[0] is False
+    assert _import_report({"MALLOC_ARENA_MAX": "2"})[0] is False  # the user tunes malloc
+
+
+def test_temporaries_do_not_page_fault_after_tuning():
+    """The reason for the tuning: a freed temporary's pages stay in the process, so
+    the next buffer of that size is not zero-filled page by page again."""
+    import resource
+    if not cpu.MALLOC_TUNED:
+        pytest.skip("malloc tuning not applied here")
+    a = np.ones((256, 784), np.float32)
+    for _ in range(3):
+        np.add(np.multiply(a, 0.5), a)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        np.add(np.multiply(a, 0.5), a)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert faults < 50 * 196 // 4, faults  # untuned: ~2 x 196 pages per iteration
