@@ -32,6 +32,7 @@ import numpy as np
 MIN_MACS = 1 << 21
 # A slab narrower than this runs BLAS's edge code; not worth a thread.
 MIN_SLAB = 32
+ROW_SLAB = 64
 
 _SOURCE = Path(__file__).resolve().parent.parent / "kernels" / "cpu" / "par_gemm.c"
 
@@ -146,7 +147,11 @@ def matmul(a, b):
     if la is None or lb is None or nt < 2:
         return np.matmul(a, b)
     c = np.empty((m, n), a.dtype)
-    dims = np.array([m, n, k, la[1], lb[1], n, la[0], lb[0], n >= m, nt], np.int64)
+    # Slabs of rows while each thread gets >= ROW_SLAB of them (each packs only its
+    # rows of A), else of columns. Measured on 2 cores: (256x64)@(64x784) 146 us by
+    # rows vs 171 by columns; (64x784)@(784x256) 185 by columns vs 236 by rows.
+    by_cols = m < ROW_SLAB * nt
+    dims = np.array([m, n, k, la[1], lb[1], n, la[0], lb[0], by_cols, nt], np.int64)
     fn, addr = hit
     fn(addr, dims.ctypes.data, a.ctypes.data, b.ctypes.data, c.ctypes.data)
     return c

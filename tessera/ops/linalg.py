@@ -321,6 +321,9 @@ def _linear_adjoint(x, w, b):
     wd = w.detach() if need_x else None
 
     def vjp(g):
+        if not STATE.grad_enabled and not STATE.event_sinks and g._buf is not None \
+                and g.dtype is wd_or_xd.dtype and g.device is _CPU:
+            return _linear_adjoint_buffers(g, xd, wd, need_b)
         gx = matmul(g, wd) if need_x else None
         gw = None
         if need_w:
@@ -330,8 +333,29 @@ def _linear_adjoint(x, w, b):
             gw = matmul(matrix_transpose(g2), x2)
         gb = _sum(g, axis=_LEAD_AXES[g.ndim]) if need_b else None
         return gx, gw, gb
+    wd_or_xd = wd if wd is not None else xd if xd is not None else x
     saved = (xd, wd) if need_w and need_x else (xd,) if need_w else (wd,) if need_x else ()
     return vjp, saved
+
+
+def _linear_adjoint_buffers(g, xd, wd, need_b):
+    """`linear`'s adjoint on the CPU buffers, for a plain backward (no graph of the
+    backward being built, nothing recording ops): the same products and sum as the
+    tessera-op form above, without three op front ends and a transpose view each."""
+    gb_ = g._buf
+    g2 = gb_.reshape(-1, gb_.shape[-1]) if gb_.ndim > 2 else gb_
+    dt = g.dtype
+    gx = gw = gb = None
+    if wd is not None:
+        shape = g.shape[:-1] + (wd.shape[1],)
+        gx = _new(_cpu_matmul(g2, wd._buf).reshape(shape), shape, dt, _CPU)
+    if xd is not None:
+        xb = xd._buf
+        x2 = xb.reshape(-1, xb.shape[-1]) if xb.ndim > 2 else xb
+        gw = _new(_cpu_matmul(g2.T, x2), (g2.shape[1], x2.shape[1]), dt, _CPU)
+    if need_b:
+        gb = _new(g2.sum(axis=0), (g2.shape[1],), dt, _CPU)
+    return gx, gw, gb
 
 
 _LEAD_AXES = [tuple(range(n - 1)) for n in range(33)]  # the axes gb sums over, by g.ndim

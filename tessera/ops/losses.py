@@ -171,7 +171,8 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     rows_fast = (not probs and not has_w and not eps and reduction != "none" and ndim == 2
                  and cax == 1 and dt is acc and x.device.type == "cpu")
     if rows_fast:
-        fwd = _ce_rows_fwd(op, C, ignore_index, reduction, b, anp, xshape)
+        stash = []  # (logits buffer, its log_softmax, target validity) of the last forward
+        fwd = _ce_rows_fwd(op, C, ignore_index, reduction, b, anp, xshape, stash)
     xd, td, wd = x.detach(), t.detach(), (w.detach() if has_w else None)
     t_grad = probs and t.requires_grad
 
@@ -192,22 +193,25 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
                 dt_ = dt_ * reshape(_cast(wd, cd), (C,) + (1,) * (ndim - cax - 1))
         return dx, dt_, None
     if rows_fast:
-        vjp = _ce_rows_adjoint(vjp, xd, td, C, ignore_index, reduction, b, dt)
+        vjp = _ce_rows_adjoint(vjp, xd, td, ignore_index, reduction, b, dt, stash)
     return apply_op(op, (x, t, w), fwd, dt, x.device, vjp,
                     saved=tuple(s for s in (xd, td, wd) if s is not None),
                     shape=(x.shape[:cax] + x.shape[cax + 1:]) if reduction == "none" else ())
 
 
 # -- the common case on the CPU: (N, C) fp32/fp64 logits, class indices, no class
-# weights or smoothing, 'mean' or 'sum'. The same numbers as the general path
-# (same NumPy operations on the same values, in the same order), with a dozen
-# fewer array passes: measured 50 -> 20 us forward for a (64, 10) batch.
-def _ce_rows_fwd(op, C, ignore_index, reduction, b, anp, xshape):
+# weights or smoothing, 'mean' or 'sum'. The forward gives the general path's
+# numbers (same NumPy operations on the same values, in the same order) with a
+# dozen fewer array passes; the adjoint works on the buffers and reuses the
+# forward's log_softmax, as torch's does. Measured on a (64, 10) batch: forward
+# 50 -> 36 us, adjoint 50 -> ~20 us.
+def _ce_rows_fwd(op, C, ignore_index, reduction, b, anp, xshape, stash):
     def ce_rows_fwd(xb, tb):
         lsm = b.softmax(xb, _ACC[anp], 1, True)
         ti = tb.astype(np.int64, copy=False)
         _check_range(op, np, ti, C, ignore_index, xshape)
         valid = ti != ignore_index
+        stash[:] = (xb, lsm, valid, ti)
         picked = lsm[np.arange(ti.shape[0]), np.where(valid, ti, 0)]
         loss = np.where(valid, -picked, anp(0)).sum()
         if reduction == "mean":
@@ -220,19 +224,26 @@ def _ce_rows_fwd(op, C, ignore_index, reduction, b, anp, xshape):
 _ACC = {np.float32: _dt.fp32, np.float64: _dt.fp64}
 
 
-def _ce_rows_adjoint(general, xd, td, C, ignore_index, reduction, b, dt):
+def _ce_rows_adjoint(general, xd, td, ignore_index, reduction, b, dt, stash):
     """The adjoint of `ce_rows_fwd`: g (softmax(x) - onehot(t)) / denom, on the
-    buffers; the general adjoint (tessera ops) when a graph of the backward is being
-    built (create_graph: higher derivatives) or g is not a realized CPU tensor."""
+    buffers. The general adjoint (tessera ops) when a graph of the backward is being
+    built (create_graph: higher derivatives), when ops are being recorded (graph
+    capture, profiler, check_numerics must see them), or g is not a realized CPU tensor."""
     from ..tensor import Tensor, _new
 
     def vjp(g):
         gb = g._buf
-        if STATE.grad_enabled or gb is None or type(g) is not Tensor or g.device is not xd.device:
+        if STATE.grad_enabled or STATE.event_sinks or gb is None or type(g) is not Tensor \
+                or g.device is not xd.device:
             return general(g)
-        ti = td.data.astype(np.int64, copy=False)
-        valid = ti != ignore_index
-        p = b.softmax(xd.data, dt, 1, False)
+        if stash and stash[0] is xd._buf:  # this op's forward (not a replay's) ran last
+            _, lsm, valid, ti = stash
+            p = np.exp(lsm)
+        else:
+            ti = td.data.astype(np.int64, copy=False)
+            valid = ti != ignore_index
+            p = b.softmax(xd.data, dt, 1, False)
+        stash.clear()
         p[np.arange(ti.shape[0]), np.where(valid, ti, 0)] -= valid.astype(p.dtype)
         gi = gb
         if reduction == "mean":

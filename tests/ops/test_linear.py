@@ -229,3 +229,26 @@ def test_against_torch_first_and_second_order(xshape, with_bias):
     ht = torch.autograd.grad(sum((g * g).sum() for g in gt), thv)
     for a, e in zip(hs, ht):
         assert_close(a, e.numpy())
+
+
+@pytest.mark.parametrize("xshape", [(5, 4), (2, 3, 4)])
+@pytest.mark.parametrize("needs", [(True, True, True), (False, True, True), (True, False, False),
+                                   (False, False, True)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_plain_backward_on_buffers_matches_the_tessera_op_adjoint(xshape, needs, bias):
+    """A plain backward runs linear's adjoint on the buffers; create_graph=True runs
+    the same adjoint in tessera ops. Same gradients either way."""
+    rng = np.random.default_rng(11)
+    vals = [rng.standard_normal(xshape), rng.standard_normal((6, 4)), rng.standard_normal(6)]
+    grads = []
+    for create_graph in (False, True):
+        x, w, b = (ts.asarray(v, requires_grad=r) for v, r in zip(vals, needs))
+        b = b if bias else None
+        args = [t for t in (x, w, b) if t is not None and t.requires_grad]
+        if not args:
+            pytest.skip("nothing requires grad")
+        out = ts.linear(x, w, b)
+        gs = ts.autograd.grad((out * out).sum(), args, create_graph=create_graph)
+        grads.append([g.numpy() for g in gs])
+    for fast, general in zip(*grads):
+        np.testing.assert_allclose(fast, general, rtol=1e-13, atol=1e-13)
