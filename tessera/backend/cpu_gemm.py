@@ -22,8 +22,6 @@ no OpenBLAS CBLAS symbol is found.
 from __future__ import annotations
 
 import ctypes
-from pathlib import Path
-
 import numpy as np
 
 # Below this many multiply-adds one thread wins: the fork/join and the narrower
@@ -33,8 +31,6 @@ MIN_MACS = 1 << 21
 # A slab narrower than this runs BLAS's edge code; not worth a thread.
 MIN_SLAB = 32
 ROW_SLAB = 64
-
-_SOURCE = Path(__file__).resolve().parent.parent / "kernels" / "cpu" / "par_gemm.c"
 
 # CBLAS GEMM symbols by preference, with the width of the BLAS integer: NumPy >= 2
 # ships scipy-openblas64 (ILP64, suffixed names); older wheels a 32-bit one.
@@ -89,16 +85,11 @@ def _pool():
     pool = None
     found = _find_blas()
     if found is not None:
-        from ..fusion import compile_c
-        if compile_c.compiler() is not None:
-            src = _SOURCE.read_text() + "\nint ts_omp_max_threads(void) { return omp_get_max_threads(); }\n"
-            if found[1] == 32:
-                src = "#define BLASINT int\n" + src
-            try:
-                fn = compile_c.compile_c(src, "ts_par_sgemm", ("par_gemm", found[1]))
-                pool = _Pool(fn._tessera_lib, found[0], found[1])
-            except (compile_c.CompileError, OSError, AttributeError):
-                pool = None
+        from .cpu_native import library
+        prelude = "#define BLASINT int\n" if found[1] == 32 else ""
+        lib = library("par_gemm", prelude, "ts_par_sgemm")
+        if lib is not None:
+            pool = _Pool(lib, found[0], found[1])
     _state.append(pool)
     return pool
 

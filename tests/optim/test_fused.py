@@ -235,3 +235,29 @@ def test_fused_argument():
         ts.optim.SGD([p], fused="yes")
     q = ts.asarray([1.0, 2.0], requires_grad=True)
     assert ts.optim.AdamW([q], fused=True).fused is True
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: ts.optim.SGD(ps, lr=0.1, momentum=0.9, dampening=0.2),
+    lambda ps: ts.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda ps: ts.optim.Adam(ps, lr=0.01, amsgrad=True),
+    lambda ps: ts.optim.AdamW(ps, lr=0.01, weight_decay=0.1)])
+def test_one_pass_c_kernels_run_and_match_the_per_op_path(make):
+    """Contiguous CPU parameters take the one-pass C kernels (kernels/cpu/*_step.c);
+    their bits are the per-op path's."""
+    from tessera.fusion import compile_c
+    from tessera.optim import _fused
+    if compile_c.compiler() is None:
+        pytest.skip("no C compiler: the NumPy sequence runs instead")
+    rng = np.random.default_rng(4)
+    init = rng.standard_normal(40000).astype(np.float32)
+    ps = [ts.asarray(init.copy(), requires_grad=True) for _ in range(2)]
+    opts = [make([ps[0]]), make([ps[1]])]
+    opts[1].fused = False
+    for _ in range(4):
+        for p, o in zip(ps, opts):
+            o.zero_grad()
+            (p * p * p).sum().backward()
+            o.step()
+    np.testing.assert_array_equal(ps[0].numpy(), ps[1].numpy())
+    assert any(fn is not None for (k, dt), fn in _fused._NATIVE.items() if dt == np.float32)

@@ -48,3 +48,5 @@ enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 
 TS_PAR_GEMM(float, ts_par_sgemm)
 TS_PAR_GEMM(double, ts_par_dgemm)
+
+int ts_omp_max_threads(void) { return omp_get_max_threads(); }
