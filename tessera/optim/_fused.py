@@ -157,7 +157,7 @@ def adam(xp, p, g, m, v, vmax, scratch, c1, b2, c2, eps, wd, decay, maximize, st
 # -- Adam in one pass on the CPU (tessera/kernels/cpu/adam_step.c): the sequence
 # above element by element, same roundings, so the same bits; one read of p, d, m,
 # v instead of a dozen NumPy passes (MLP of benchmarks/autodiff.py: Adam's step
-# 0.46 -> ~0.15 ms on 2 cores).
+# 0.46 -> 0.19 ms on 2 cores).
 def _adam_native(xp, p, d, m, v, vmax, c1, b2, c2, eps, step_size, bc2_sqrt):
     """Run the C kernel when it applies (NumPy C-contiguous fp32/fp64 buffers of one
     dtype, a C compiler); False: the caller runs the NumPy sequence."""
