@@ -191,15 +191,15 @@ class ArrayBackend:
     def softmax(self, buf, dtype, axis, log):
         xp = self.xp
         x = self.compute(buf, dtype)
-        xx = x if dtype is _dt.fp64 else x.astype(np.float32)
+        xx = x if dtype is _dt.fp64 else x.astype(np.float32, copy=False)
         m = xp.max(xx, axis=axis, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0)
-        z = xx - m
+        z = xx - m  # the one full-size temporary; the rest works in place
         if log:
-            r = z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
+            r = xp.subtract(z, xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True)), out=z)
         else:
-            e = xp.exp(z)
-            r = e / xp.sum(e, axis=axis, keepdims=True)
+            e = xp.exp(z, out=z)
+            r = xp.divide(e, xp.sum(e, axis=axis, keepdims=True), out=e)
         return self.store(r, dtype)
 
     def layer_norm_forward(self, buf, weight, bias, dtype, n_axes, eps):

@@ -151,7 +151,18 @@ def blas_threads():
     if fns is None or fns[1] is None:
         return None
     fns[1].restype = ctypes.c_int
-    return int(fns[1]())
+    n = int(fns[1]())
+    _threads_seen[:] = [n]
+    return n
+
+
+_threads_seen: list = []  # the count blas_threads() last read, for `cached_blas_threads`
+
+
+def cached_blas_threads():
+    """`blas_threads()` without the call into OpenBLAS (read per GEMM by `cpu_gemm`):
+    the count last read or set through this module. Set it with `set_blas_threads`."""
+    return _threads_seen[0] if _threads_seen else blas_threads()
 
 
 def set_blas_threads(n):
@@ -166,6 +177,7 @@ def set_blas_threads(n):
     prev = blas_threads()
     fns[0].argtypes = [ctypes.c_int]
     fns[0](n)
+    _threads_seen[:] = [n]
     return prev
 
 

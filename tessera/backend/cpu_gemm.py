@@ -112,8 +112,8 @@ def threads_for(m, n, k):
     pool = _pool()
     if pool is None:
         return 1
-    from .cpu import blas_threads
-    if (blas_threads() or 1) > 1:
+    from .cpu import cached_blas_threads
+    if (cached_blas_threads() or 1) > 1:
         return 1  # OpenBLAS threads the call itself
     return max(1, min(pool.max_threads(), max(m, n) // MIN_SLAB))
 
