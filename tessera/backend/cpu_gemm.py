@@ -22,6 +22,7 @@ no OpenBLAS CBLAS symbol is found.
 from __future__ import annotations
 
 import ctypes
+
 import numpy as np
 
 # Below this many multiply-adds one thread wins: the fork/join and the narrower
@@ -30,10 +31,12 @@ import numpy as np
 MIN_MACS = 1 << 21
 # A slab narrower than this runs BLAS's edge code; not worth a thread.
 MIN_SLAB = 32
+# Rows per thread from which `matmul` splits the output by rows (see there).
 ROW_SLAB = 64
 
 # CBLAS GEMM symbols by preference, with the width of the BLAS integer: NumPy >= 2
-# ships scipy-openblas64 (ILP64, suffixed names); older wheels a 32-bit one.
+# ships scipy-openblas64 (ILP64, suffixed names); older wheels a 32-bit one with
+# plain names (an ILP64 build with unsuffixed names would be misread: none ships).
 _SYMBOLS = (("scipy_cblas_{}gemm64_", 64), ("cblas_{}gemm64_", 64),
             ("scipy_cblas_{}gemm", 32), ("cblas_{}gemm", 32))
 
@@ -72,8 +75,6 @@ def _find_blas():
                 addr = {c: ctypes.cast(getattr(lib, pattern.format(c)), ctypes.c_void_p).value
                         for c in "sd"}
             except AttributeError:
-                continue
-            if bits == 32 and "64" in pattern:
                 continue
             return addr, bits
     return None
