@@ -273,6 +273,15 @@ def _linear_fwd_for(dt):
         if xb.ndim > 2:  # one GEMM over the folded leading axes, not a batch of small ones
             out = linear_fwd(xb.reshape(-1, xb.shape[-1]), wb, bb)
             return out.reshape(xb.shape[:-1] + (wb.shape[0],))
+        m, n = xb.shape[0], wb.shape[0]
+        if bb is not None and m <= SMALL_BATCH and n >= 2 * m:
+            # A small batch through a wide layer: OpenBLAS runs W @ x^T faster than
+            # x @ W^T (it packs W better as the left operand: 64x784 -> 256 took
+            # 202 us instead of 223, 32x512 -> 512 146 instead of 214); the bias add
+            # writes the transposed product into a C-ordered output in its one pass.
+            out = np.empty((m, n), xb.dtype)
+            np.add(_CPU.backend.matmul(wb, xb.T, dt).T, bb, out=out)
+            return out
         out = _CPU.backend.matmul(xb, wb.T, dt)  # BLAS reads the transposed view: no copy
         if bb is not None:
             np.add(out, bb, out=out)  # into the fresh product: no second temporary
@@ -280,6 +289,7 @@ def _linear_fwd_for(dt):
     return linear_fwd
 
 
+SMALL_BATCH = 64  # rows up to which linear computes (W x^T)^T (see linear_fwd)
 _LINEAR_FWD = {dt: _linear_fwd_for(dt) for dt in _BLAS}
 
 

@@ -252,3 +252,19 @@ def test_plain_backward_on_buffers_matches_the_tessera_op_adjoint(xshape, needs,
         grads.append([g.numpy() for g in gs])
     for fast, general in zip(*grads):
         np.testing.assert_allclose(fast, general, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", [((8, 16), (40, 16)), ((64, 784), (256, 784)),
+                                    ((2, 3, 16), (40, 16)), ((100, 16), (400, 16))])
+def test_small_batch_wide_layer_form(dtype, shapes):
+    """Small batches through wide layers compute (W x^T)^T + b into a C-ordered
+    output: the values and the layout are those of x W^T + b."""
+    rng = np.random.default_rng(2)
+    xs, ws = shapes
+    x, w, b = (rng.standard_normal(s).astype(dtype) for s in (xs, ws, ws[:1]))
+    out = ts.linear(ts.asarray(x), ts.asarray(w), ts.asarray(b))
+    want = x.astype(np.float64) @ w.T.astype(np.float64) + b
+    tol = 1e-4 if dtype is np.float32 else 1e-12
+    np.testing.assert_allclose(out.numpy(), want, rtol=tol, atol=tol * np.sqrt(xs[-1]))
+    assert out.data.flags.c_contiguous and out.shape == xs[:-1] + ws[:1]
