@@ -192,14 +192,14 @@ class ArrayBackend:
         xp = self.xp
         x = self.compute(buf, dtype)
         xx = x if dtype is _dt.fp64 else x.astype(np.float32, copy=False)
-        m = xp.max(xx, axis=axis, keepdims=True)
+        m = xx.max(axis=axis, keepdims=True)  # array methods: no wrapper overhead
         m = xp.where(xp.isfinite(m), m, 0)
         z = xx - m  # the one full-size temporary; the rest works in place
         if log:
-            r = xp.subtract(z, xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True)), out=z)
+            r = xp.subtract(z, xp.log(xp.exp(z).sum(axis=axis, keepdims=True)), out=z)
         else:
             e = xp.exp(z, out=z)
-            r = xp.divide(e, xp.sum(e, axis=axis, keepdims=True), out=e)
+            r = xp.divide(e, e.sum(axis=axis, keepdims=True), out=e)
         return self.store(r, dtype)
 
     def layer_norm_forward(self, buf, weight, bias, dtype, n_axes, eps):

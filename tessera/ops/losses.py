@@ -71,6 +71,8 @@ def _targets(op, x, cax, target, weight, allow_probs):
 def _check_range(op, xp, ti, C, ignore_index, xshape):
     """Raise on a class index outside [0, C) that is not ignore_index (this reads the
     targets on the host: one synchronisation, as PyTorch's device-side assert)."""
+    if ti.size and 0 <= ti.min() and ti.max() < C:
+        return  # the common case, in two reductions
     bad = (ti != ignore_index) & ((ti < 0) | (ti >= C))
     if bool(bad.any()):
         v = int(ti[bad].reshape(-1)[0])
@@ -215,8 +217,8 @@ def _ce_rows_fwd(op, C, ignore_index, reduction, b, anp, xshape, stash):
         picked = lsm[np.arange(ti.shape[0]), np.where(valid, ti, 0)]
         loss = np.where(valid, -picked, anp(0)).sum()
         if reduction == "mean":
-            with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: NaN
-                loss = loss / anp(np.count_nonzero(valid))
+            kept = np.count_nonzero(valid)
+            loss = loss / anp(kept) if kept else anp(np.nan)  # all ignored: NaN, as torch
         return np.asarray(loss, dtype=anp)
     return ce_rows_fwd
 
