@@ -13,7 +13,7 @@ brackets); the load average is printed at the start and the end.
 The training steps run in one process per library (`_common.Worker`), each with
 the threading defaults it sets for its own users: in one process, whichever
 library is imported first decides the other's OpenMP behaviour (tessera's import
-sets OMP_WAIT_POLICY=PASSIVE, which made torch's step 2.5x slower here).
+used to set OMP_WAIT_POLICY=PASSIVE, which made torch's step 2.5x slower here).
 """
 import argparse
 import os
@@ -124,7 +124,7 @@ def library_line():
     code = ("import os, numpy, {m}; print({expr})")
     ts_expr = ("f'tessera {tessera.__version__} (numpy BLAS threads "
                "{__import__(\"tessera.backend.cpu\").backend.cpu.blas_threads()}, "
-               "OMP_WAIT_POLICY={os.environ.get(\"OMP_WAIT_POLICY\")})'")
+               "GOMP_SPINCOUNT={os.environ.get(\"GOMP_SPINCOUNT\")})'")
     th_expr = ("f'torch {torch.__version__} ({torch.get_num_threads()} threads, "
                "OMP_WAIT_POLICY={os.environ.get(\"OMP_WAIT_POLICY\")})'")
     from _common import START_ENV
