@@ -28,16 +28,20 @@ from . import elementwise as _ew  # partially initialized here: used at call tim
 
 _bool = _dt.bool_
 
-# `where(cond, x, 0)` (relu's adjoint, masks) as a bitwise AND of x's bits with
+# `where(cond, x, 0)` and `where(cond, 0, x)` (relu's adjoint, masks) as a bitwise AND of x's bits with
 # 0 / all-ones words: bit-exact (+0.0 where cond is False, even for NaN or inf
 # in x), and 3x faster than numpy.where's generic select (8 vs 24 us on 64x256).
 _MASK_INT = {np.dtype(np.float32): np.int32, np.dtype(np.float64): np.int64}
 
 
-def _keep_or_zero(c, x):
-    """`numpy.where(c, x, 0)` for a bool array c and an fp32/fp64 array x of c's shape."""
+def _keep_or_zero(c, x, keep_where=True):
+    """`numpy.where(c, x, 0)` (or `where(c, 0, x)` with keep_where=False) for a bool
+    array c and an fp32/fp64 array x of c's shape."""
     it = _MASK_INT[x.dtype]
-    words = np.negative(c.view(np.uint8), dtype=it)  # True -> -1 (all ones), False -> 0
+    if keep_where:
+        words = np.negative(c.view(np.uint8), dtype=it)  # True -> -1 (all ones), False -> 0
+    else:
+        words = np.subtract(c.view(np.uint8), 1, dtype=it)  # True -> 0, False -> -1
     np.bitwise_and(x.view(it), words, out=words)
     return words.view(x.dtype)
 
@@ -175,6 +179,9 @@ def fast_where(op):
                 if t1 and not t2 and b2 == 0 and c.ndim and b1.dtype in _MASK_INT \
                         and _copysign(1.0, b2) > 0:
                     r = _keep_or_zero(c, b1)
+                elif t2 and not t1 and b1 == 0 and c.ndim and b2.dtype in _MASK_INT \
+                        and _copysign(1.0, b1) > 0:
+                    r = _keep_or_zero(c, b2, keep_where=False)
                 else:
                     r = f(c, b1, b2)
                 if r.dtype is not sd:

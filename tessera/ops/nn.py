@@ -61,8 +61,8 @@ def relu(x):
 
     The forward is the primitive `maximum(x, 0)`, so it runs as one NumPy call or
     joins a fused kernel like any elementwise op; the tape gets one "relu" node with
-    its own adjoint, g where x > 0 else 0 (0 at x == 0, as PyTorch; 0 at NaN too,
-    where PyTorch passes g). maximum's adjoint would be wrong here: it splits the
+    its own adjoint, 0 where x <= 0 else g: 0 at x == 0 and g at NaN, as PyTorch's
+    threshold_backward. maximum's adjoint would be wrong here: it splits the
     gradient between tied operands, so relu'(0) would be 0.5.
 
     >>> import tessera as ts
@@ -77,8 +77,8 @@ def relu(x):
         out = maximum(x, 0)
     else:
         out = maximum(x.detach(), 0)  # a detached operand: maximum records nothing
-        od = out.detach()  # the adjoint reads the output (x > 0 iff out > 0): x can go
-        record("relu", (x,), out, lambda g: (where(od > 0, g, 0),), (od,), origins=_FROM_OUT)
+        od = out.detach()  # the adjoint reads the output (x <= 0 iff out <= 0): x can go
+        record("relu", (x,), out, lambda g: (where(od <= 0, 0, g),), (od,), origins=_FROM_OUT)
     out._name = "relu"
     return out
 

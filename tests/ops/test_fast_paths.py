@@ -235,19 +235,20 @@ def test_matmul_origins_match_general_path():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("zero", [0, 0.0, -0.0, 1.5])
 def test_where_with_scalar_zero_is_bit_exact(dtype, zero):
-    """`where(c, x, 0)` runs as a bitwise AND on the CPU: +0.0 where c is False (NaN
-    and inf in x included), x's exact bits where True; -0.0 and other scalars go
-    through numpy.where."""
+    """`where(c, x, 0)` and `where(c, 0, x)` run as a bitwise AND on the CPU: +0.0
+    where the zero is picked (NaN and inf in x included), x's exact bits elsewhere;
+    -0.0 and other scalars go through numpy.where."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 6)).astype(dtype)
     x[0, :4] = x[1, :4] = [np.nan, np.inf, -np.inf, -0.0]
     c = rng.random((8, 6)) > 0.5
     c[0, :4], c[1, :4] = False, True
     for cc, xx in ((c, x), (c[:, ::2], x[:, ::2]), (c[0], x[0])):
-        got = ts.where(ts.asarray(cc), ts.asarray(xx), zero).numpy()
-        want = np.where(cc, xx, dtype(zero))
-        assert got.dtype == want.dtype
-        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+        for got, want in ((ts.where(ts.asarray(cc), ts.asarray(xx), zero), np.where(cc, xx, dtype(zero))),
+                          (ts.where(ts.asarray(cc), zero, ts.asarray(xx)), np.where(cc, dtype(zero), xx))):
+            got = got.numpy()
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
     g = ts.asarray(x, requires_grad=True)  # and its gradient is still recorded
     ts.where(ts.asarray(c), g, zero).sum().backward()
     np.testing.assert_array_equal(g.grad.numpy(), c.astype(dtype))
