@@ -186,6 +186,10 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
             denom = prod(x.shape) // max(C, 1)
         else:
             q, denom = _class_dist(td, C, cax, ndim, wd, eps, ignore_index, cd)
+        if reduction == "mean" and not probs:
+            # every row ignored: the loss is NaN (0 / 0) but the gradient 0, as torch's
+            # (the bracket below is 0 on ignored rows; g / 0 would make it NaN)
+            denom = where(denom == 0, 1.0, denom)
         gi = expand_dims(g, cax) if reduction == "none" else g / denom if reduction == "mean" else g
         dx = gi * (softmax(xf, axis=cax) * sum(q, axis=cax, keepdims=True) - q)
         dt_ = None

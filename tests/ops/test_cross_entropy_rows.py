@@ -48,9 +48,11 @@ def test_against_float64_reference():
     np.testing.assert_allclose(a.grad.numpy(), (np.exp(lsm) - onehot) / 16, rtol=1e-12)
 
 
-def test_all_rows_ignored_gives_nan_and_zero_gradient():
-    x = ts.asarray(np.ones((3, 4), np.float32), requires_grad=True)
-    loss = ts.cross_entropy(x, ts.asarray([-100, -100, -100]))
+@pytest.mark.parametrize("shape", [(3, 4), (3, 4, 1)])  # fast path, general path
+def test_all_rows_ignored_gives_nan_and_zero_gradient(shape):
+    """As torch: the mean over no rows is NaN, the gradient 0."""
+    x = ts.asarray(np.ones(shape, np.float32), requires_grad=True)
+    loss = ts.cross_entropy(x, ts.asarray(np.full((3,) + shape[2:], -100)))
     loss.backward()
     assert np.isnan(float(loss))
     assert not np.any(x.grad.numpy())
