@@ -77,8 +77,28 @@ def _tune_malloc(env=os.environ):
     return bool(ok)
 
 
+def _openmp_serial_after_fork():
+    """In a forked child: run OpenMP regions on one thread. libgomp is not
+    fork-safe: the child inherits a pool whose worker threads did not survive the
+    fork, and its first parallel region (a fused kernel, a pooled GEMM) would wait
+    for them forever. torch does the same in its DataLoader workers. Every libgomp
+    the process loaded (torch ships its own) is set; none loaded: nothing to do."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {ln.split()[-1] for ln in f if "libgomp" in ln}
+    except OSError:
+        return
+    for path in paths:
+        try:
+            ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0)).omp_set_num_threads(1)
+        except (OSError, AttributeError):
+            pass
+
+
 _openmp_defaults()
 MALLOC_TUNED = _tune_malloc()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_openmp_serial_after_fork)
 from .common import ArrayBackend
 from .cpu_gemm import matmul as _pool_matmul
 

@@ -92,3 +92,26 @@ def test_temporaries_do_not_page_fault_after_tuning():
         np.add(np.multiply(a, 0.5), a)
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     assert faults < 50 * 196 // 4, faults  # untuned: ~2 x 196 pages per iteration
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forked_child_runs_openmp_code_without_hanging():
+    """libgomp is not fork-safe: after the parent ran parallel regions, a child's
+    first region would wait forever for workers that did not survive the fork.
+    tessera sets OpenMP to one thread in forked children (pooled GEMM, fused kernel)."""
+    code = """
+import os, sys, numpy as np, tessera as ts
+from tessera.backend.cpu_gemm import matmul
+a, b = np.ones((64, 784), np.float32), np.ones((784, 256), np.float32)
+x = ts.ones((512, 512))
+want = (matmul(a, b)[0, 0], float((ts.exp(x) * 2 + 1).sum()))  # the parent's pool runs
+pid = os.fork()
+if pid == 0:
+    got = (matmul(a, b)[0, 0], float((ts.exp(x) * 2 + 1).sum()))
+    os._exit(0 if got == want else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
