@@ -132,6 +132,9 @@ class CPUBackend(ArrayBackend):
             return _pool_matmul(a, b)  # big products on the fused kernels' OpenMP pool
         return super().matmul(a, b, dtype)
 
+    def gemm_into(self, a, b, out):
+        return _pool_matmul(a, b, out=out)
+
 
 _BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
                  "openblas_set_num_threads64_", "openblas_set_num_threads")

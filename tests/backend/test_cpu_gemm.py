@@ -97,3 +97,23 @@ def test_tessera_matmul_and_its_gradient_use_it():
     np.testing.assert_allclose(y.numpy(), xn @ wn.T, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(w.grad.numpy(), np.ones((64, 256)).T @ xn, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(x.grad.numpy(), np.ones((64, 256)) @ wn, rtol=1e-4, atol=1e-3)
+
+
+@needs_pool
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_writes_into_a_slab_of_a_bigger_output(dtype):
+    """`out=`: rows of a bigger buffer (the grouped MoE GEMM writes each expert's
+    rows in place); an `out` BLAS cannot write goes to NumPy, which fills it."""
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((128, 256)).astype(dtype)
+    b = rng.standard_normal((256, 192)).astype(dtype)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    tol = 1e-4 if dtype is np.float32 else 1e-12
+    big = np.full((300, 192), 7.0, dtype)
+    got = cpu_gemm.matmul(a, b, out=big[100:228])
+    assert got is not None and np.shares_memory(got, big)
+    np.testing.assert_allclose(big[100:228], want, rtol=tol, atol=tol * 16)
+    assert (big[:100] == 7).all() and (big[228:] == 7).all()
+    cols = np.zeros((192, 128), dtype).T  # column-major out: NumPy's job
+    cpu_gemm.matmul(a, b, out=cols)
+    np.testing.assert_allclose(cols, want, rtol=tol, atol=tol * 16)
