@@ -335,7 +335,10 @@ def _rows_scatter(target, index, values, max_repeats=8):
     add.at's per-element loop: MoE's combine (4096 rows of 1024 fp32 into 2048)
     43 -> ~10 ms. False (add.at does it): not this case, or an index repeated more
     than `max_repeats` times (one round each)."""
-    if type(index) is not np.ndarray or index.ndim != 1 or index.dtype.kind not in "iu" \
+    if type(index) is tuple and len(index) == 1:  # x[idx] keys arrive as (idx,)
+        index = index[0]
+    if type(index) is not np.ndarray or type(values) is not np.ndarray or index.ndim != 1 \
+            or index.dtype.kind not in "iu" \
             or target.ndim < 2 or values.shape != index.shape + target.shape[1:] \
             or values.dtype != target.dtype or index.size < 2:
         return False

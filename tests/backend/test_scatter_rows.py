@@ -18,10 +18,13 @@ def test_same_bits_as_add_at(dtype, shape):
     np.add.at(want, idx, vals)
     assert _rows_scatter(got, idx, vals, max_repeats=64)
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    again = start.copy()
+    assert _rows_scatter(again, (idx,), vals, max_repeats=64)  # the key x[idx] gives
+    np.testing.assert_array_equal(again.view(np.uint8), want.view(np.uint8))
 
 
-@pytest.mark.parametrize("case", ["1-D target", "scalar values", "out of range", "many repeats",
-                                  "tuple index"])
+@pytest.mark.parametrize("case", ["1-D target", "scalar values", "float value", "out of range",
+                                  "many repeats", "2-tuple index"])
 def test_other_cases_are_left_to_add_at(case):
     t = np.zeros((4, 3), np.float32)
     idx, vals = np.array([0, 1, 1]), np.ones((3, 3), np.float32)
@@ -29,12 +32,14 @@ def test_other_cases_are_left_to_add_at(case):
         t, vals = np.zeros(4, np.float32), np.ones(3, np.float32)
     elif case == "scalar values":
         vals = np.ones((), np.float32)
+    elif case == "float value":
+        vals = 1.5
     elif case == "out of range":
         idx = np.array([0, 4, 1])
     elif case == "many repeats":
         idx, vals = np.zeros(20, np.int64), np.ones((20, 3), np.float32)
-    elif case == "tuple index":
-        idx = (np.array([0, 1, 1]),)
+    elif case == "2-tuple index":
+        idx = (np.array([0, 1, 1]), np.array([0, 0, 2]))
     assert _rows_scatter(t, idx, vals) is False
 
 
