@@ -18,9 +18,21 @@ def test_same_bits_as_add_at(dtype, shape):
     np.add.at(want, idx, vals)
     assert _rows_scatter(got, idx, vals, max_repeats=64)
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
-    again = start.copy()
-    assert _rows_scatter(again, (idx,), vals, max_repeats=64)  # the key x[idx] gives
-    np.testing.assert_array_equal(again.view(np.uint8), want.view(np.uint8))
+    for key in ((idx,), (idx, slice(None))):  # the keys x[idx] and x[idx, :] give
+        again = start.copy()
+        assert _rows_scatter(again, key, vals, max_repeats=64)
+        np.testing.assert_array_equal(again.view(np.uint8), want.view(np.uint8))
+
+
+def test_many_rows_into_few():
+    """An expert-bias gradient: 4096 rows into 16, hundreds of rounds, same bits."""
+    rng = np.random.default_rng(1)
+    idx = rng.integers(0, 16, 4096)
+    vals = rng.standard_normal((4096, 256)).astype(np.float32)
+    want, got = np.zeros((16, 256), np.float32), np.zeros((16, 256), np.float32)
+    np.add.at(want, idx, vals)
+    assert _rows_scatter(got, idx, vals)
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
 @pytest.mark.parametrize("case", ["1-D target", "scalar values", "float value", "out of range",
@@ -40,6 +52,7 @@ def test_other_cases_are_left_to_add_at(case):
         idx, vals = np.zeros(20, np.int64), np.ones((20, 3), np.float32)
     elif case == "2-tuple index":
         idx = (np.array([0, 1, 1]), np.array([0, 0, 2]))
+        vals = np.ones(3, np.float32)
     assert _rows_scatter(t, idx, vals) is False
 
 
