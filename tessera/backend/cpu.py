@@ -83,15 +83,10 @@ def _openmp_serial_after_fork():
     fork, and its first parallel region (a fused kernel, a pooled GEMM) would wait
     for them forever. torch does the same in its DataLoader workers. Every libgomp
     the process loaded (torch ships its own) is set; none loaded: nothing to do."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {ln.split()[-1] for ln in f if "libgomp" in ln}
-    except OSError:
-        return
-    for path in paths:
+    for lib in loaded_libraries("libgomp"):
         try:
-            ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0)).omp_set_num_threads(1)
-        except (OSError, AttributeError):
+            lib.omp_set_num_threads(1)
+        except AttributeError:
             pass
 
 
@@ -141,22 +136,32 @@ _BLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_th
 _blas = []  # [(set, get)] once looked up; [] not yet, [None] no OpenBLAS found
 
 
+def loaded_libraries(fragment):
+    """ctypes handles of the shared libraries this process has loaded whose path
+    contains `fragment` (case-insensitive), found through /proc/self/maps as
+    threadpoolctl does; [] where that file does not exist (not Linux)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({ln.split()[-1] for ln in f if fragment in ln.lower()})
+    except OSError:
+        return []
+    libs = []
+    for path in paths:
+        try:
+            # already loaded: the same handle (RTLD_NOLOAD: never load another copy)
+            libs.append(ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0)))
+        except OSError:
+            continue
+    return libs
+
+
 def _openblas():
     """(set_num_threads, get_num_threads) of the OpenBLAS NumPy loaded, or None
     (another BLAS, or not Linux): found through /proc/self/maps, as threadpoolctl does."""
     if _blas:
         return _blas[0]
     fns = None
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        paths = set()
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)  # already loaded: the same handle
-        except OSError:
-            continue
+    for lib in loaded_libraries("openblas"):
         for name in _BLAS_SETTERS:
             if hasattr(lib, name):
                 get = getattr(lib, name.replace("set_num", "get_num"), None)

@@ -60,16 +60,8 @@ class _Pool:
 
 def _find_blas():
     """({"s": address, "d": address}, integer bits) of NumPy's OpenBLAS CBLAS GEMMs."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower()})
-    except OSError:
-        return None
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)  # already loaded by NumPy: the same handle
-        except OSError:
-            continue
+    from .cpu import loaded_libraries
+    for lib in loaded_libraries("openblas"):
         for pattern, bits in _SYMBOLS:
             try:
                 addr = {c: ctypes.cast(getattr(lib, pattern.format(c)), ctypes.c_void_p).value
