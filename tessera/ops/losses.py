@@ -173,7 +173,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     rows_fast = (not probs and not has_w and not eps and reduction != "none" and ndim == 2
                  and cax == 1 and dt is acc and x.device.type == "cpu")
     if rows_fast:
-        stash = []  # (logits buffer, its log_softmax, target validity) of the last forward
+        stash = []  # (logits buffer, log_softmax, target validity, targets) of the last forward
         fwd = _ce_rows_fwd(op, C, ignore_index, reduction, b, anp, xshape, stash)
     xd, td, wd = x.detach(), t.detach(), (w.detach() if has_w else None)
     t_grad = probs and t.requires_grad
