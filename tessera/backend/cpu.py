@@ -95,7 +95,7 @@ MALLOC_TUNED = _tune_malloc()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_openmp_serial_after_fork)
 from .common import ArrayBackend
-from .cpu_gemm import matmul as _pool_matmul
+from .cpu_gemm import matmul as _pool_matmul, threads_for
 
 
 class CPUBackend(ArrayBackend):
@@ -122,9 +122,20 @@ class CPUBackend(ArrayBackend):
         pass
 
     def matmul(self, a, b, dtype):
-        if a.ndim == 2 and b.ndim == 2 and dtype in (_dt.fp32, _dt.fp64) \
-                and a.dtype == b.dtype == dtype.np_storage:
-            return _pool_matmul(a, b)  # big products on the fused kernels' OpenMP pool
+        if dtype in (_dt.fp32, _dt.fp64) and a.dtype == b.dtype == dtype.np_storage:
+            # big products on the fused kernels' OpenMP pool (see cpu_gemm)
+            if a.ndim == 2 and b.ndim == 2:
+                return _pool_matmul(a, b)
+            if a.ndim > 2 and b.ndim == 2 and a.flags.c_contiguous:
+                # (..., M, K) @ (K, N): one GEMM over the folded leading axes
+                r = _pool_matmul(a.reshape(-1, a.shape[-1]), b)
+                return r.reshape(a.shape[:-1] + b.shape[1:])
+            if a.ndim > 2 and a.shape[:-2] == b.shape[:-2] \
+                    and threads_for(a.shape[-2], b.shape[-1], a.shape[-1]) > 1:
+                out = np.empty(a.shape[:-1] + b.shape[-1:], a.dtype)
+                for i in np.ndindex(a.shape[:-2]):  # big matrices, batch by batch
+                    _pool_matmul(a[i], b[i], out=out[i])
+                return out
         return super().matmul(a, b, dtype)
 
     def gemm_into(self, a, b, out):

@@ -117,3 +117,18 @@ def test_writes_into_a_slab_of_a_bigger_output(dtype):
     cols = np.zeros((192, 128), dtype).T  # column-major out: NumPy's job
     cpu_gemm.matmul(a, b, out=cols)
     np.testing.assert_allclose(cols, want, rtol=tol, atol=tol * 16)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", [((4, 64, 256), (256, 128)),      # folded into one GEMM
+                                    ((2, 3, 64, 256), (2, 3, 256, 128)),  # batch by batch
+                                    ((3, 8, 16), (3, 16, 8)),             # small: NumPy
+                                    ((2, 64, 256), (1, 256, 128))])       # broadcast: NumPy
+def test_backend_batched_matmul(dtype, shapes):
+    rng = np.random.default_rng(9)
+    a, b = (rng.standard_normal(s).astype(dtype) for s in shapes)
+    got = ts.matmul(ts.asarray(a), ts.asarray(b)).numpy()
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    tol = 1e-4 if dtype is np.float32 else 1e-12
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.sqrt(shapes[0][-1]))
