@@ -65,9 +65,9 @@ def cumsum(x, *, dtype: str | None = None):
     rows, n = (1, x.shape[0]) if x.ndim == 1 else x.shape
     segs, seg_len, grid, block = scan_geometry(rows, n, rt.device_facts()["sm_count"])
     name = f"scan_rows<{CTYPE[dt]},{CTYPE[od]}>"
-    if segs == 1:
+    if segs == 1:  # scan.cu stores only when `write` is set: the one launch must write
         rt.launch("scan.cu", name, grid, block, (x, out, rt.i64(rows), rt.i64(n), rt.i64(seg_len),
-                                                   rt.NULL, rt.NULL, False))
+                                                   rt.NULL, rt.NULL, True))
         return out
     ad = acc_dtype(dt)
     totals = rt.empty((rows, segs), ad)

@@ -1,0 +1,56 @@
+"""The launchers' host-side decisions (which kernels, with which arguments), tested
+without a GPU: `_runtime.launch` is replaced by a recorder and arrays are NumPy's.
+
+The values themselves are checked on a device by test_gpu_launchers.py; these tests pin
+the argument choices that produced wrong results there (TRIAGE 2026-12-04 A2).
+"""
+import importlib
+
+import numpy as np
+import pytest
+
+from tessera.kernels.launchers import _runtime as rt
+
+# the package re-exports the function `reduce` under the module's name
+red = importlib.import_module("tessera.kernels.launchers.reduce")
+
+# the host-side tests use no device: NumPy arrays stand in for CuPy's
+HOST = pytest.mark.cpu_only("launch arguments recorded from NumPy stand-ins; no device runs")
+
+
+@pytest.fixture
+def launches(monkeypatch):
+    calls = []
+    monkeypatch.setattr(rt, "launch", lambda f, name, grid, block, args, shared_mem=0:
+                        calls.append((f, name, grid, block, args)))
+    monkeypatch.setattr(rt, "empty", lambda shape, dt: np.empty(shape, rt.STORAGE[dt]))
+    monkeypatch.setattr(rt, "device_facts", lambda: {"platform": "cuda", "warp_size": 32,
+                                                     "sm_count": 132, "cc": 90, "name": "fake"})
+    return calls
+
+
+@HOST
+@pytest.mark.parametrize("shape", [(1, 1), (31, 33), (2, 4097), (1023, 1), (7,)])
+def test_cumsum_one_segment_launch_writes_its_output(launches, shape):
+    red.cumsum(np.ones(shape, np.float32))
+    assert len(launches) == 1, "one segment per row: one launch"
+    *_, args = launches[0]
+    assert args[-1] is True, "scan.cu only stores when `write` is set"
+
+
+@HOST
+def test_cumsum_segmented_last_launch_writes_every_segment(launches):
+    red.cumsum(np.ones((1, 10**6 + 3), np.float32))
+    assert [a[-1] for *_, a in launches] == [False, True, True]
+    _, _, grid, _, args = launches[-1]
+    segs, seg_len = grid[0], int(args[4])
+    assert segs > 1 and segs * seg_len >= 10**6 + 3
+
+
+# ---- the same cases through the ops, on every device ------------------------------------
+@pytest.mark.parametrize("shape", [(1, 1), (31, 33), (2, 4097)])
+def test_cumulative_sum_values_on_device(device, shape):
+    import tessera as ts
+    x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    got = ts.cumulative_sum(ts.asarray(x, device=device), axis=-1).numpy()
+    np.testing.assert_allclose(got, np.cumsum(x.astype(np.float64), axis=-1), rtol=1e-4, atol=1e-4)
