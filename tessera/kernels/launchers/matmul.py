@@ -21,10 +21,12 @@ def _operand(op, x, trans, size):
     contiguous; a transposed view's .T is passed with trans=True instead."""
     if x.ndim not in (2, 3):
         raise ValueError(f"[matmul] {op} must be 2-D or 3-D (batch, rows, cols), got shape {x.shape}")
+    rows, cols = x.shape[-2:]
+    if x.size == 0:  # CuPy gives empty arrays strides (0, 0): no layout to check, none is read
+        return (x.shape[0] if x.ndim == 3 else 1), rows, cols, max(cols, 1), 0
     if x.shape[-1] > 1 and x.strides[-1] != size:
         raise ValueError(f"[matmul] {op} needs a contiguous last axis (strides {x.strides}); pass the "
                          "transposed view with trans_a/trans_b instead, or permute_copy it")
-    rows, cols = x.shape[-2:]
     ld = x.strides[-2] // size if rows > 1 else cols
     batch = x.shape[0] if x.ndim == 3 else 1
     bstride = (x.strides[0] // size if batch > 1 else 0) if x.ndim == 3 else 0
@@ -56,7 +58,7 @@ def matmul(a, b, *, out=None, trans_a: bool = False, trans_b: bool = False, bias
                          f"{'.T' if trans_b else ''}: inner dimensions {K} and {K2} differ")
     if ba != bb and 1 not in (ba, bb):
         raise ValueError(f"[matmul] batch sizes {ba} and {bb} do not broadcast")
-    batch = max(ba, bb)
+    batch = bb if ba == 1 else ba  # not max(): a batch of 0 broadcasts against 1 to 0
     if bias is not None and (bias.shape != (N,) or bias.dtype != a.dtype):
         raise ValueError(f"[matmul] bias must be ({N},) {a.dtype}, got {bias.shape} {bias.dtype}")
     shape = (batch, M, N) if max(a.ndim, b.ndim) == 3 else (M, N)
