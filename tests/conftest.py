@@ -1,6 +1,7 @@
 """Shared test fixtures: the device fixture (always `cpu`, plus `cuda` when a GPU
-is usable, so every device-parametrized test runs on both), and hypothesis
-profiles sized for a 2-core CI machine."""
+is usable, so every device-parametrized test runs on both), the rule that every test
+chooses its device (`device` or `cpu_only`; the default device is pinned per test),
+and hypothesis profiles sized for a 2-core CI machine."""
 import os
 
 import pytest
@@ -33,8 +34,94 @@ def device(request):
     return request.param
 
 
+# Every test chooses its device: it takes `device` (so it runs on the CPU and, where a GPU
+# is usable, on CUDA), or it is marked `cpu_only("why")`, or it is a `gpu` test. None may
+# depend on the process's default device, which is CUDA on a GPU host: the fixture below
+# pins the default to the test's own device and a test that chooses none is a collection
+# error (see pytest_pycollect_makeitem).
+CPU_ONLY_HELP = ('mark it @pytest.mark.cpu_only("why it tests only the CPU") (on the test, its '
+                 'class, or the module\'s pytestmark), or take the `device` fixture')
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "cpu_only(reason): tests CPU internals; runs with the CPU as the default "
+        "device (every other test takes the `device` fixture)")
+
+
+def _test_device(item):
+    """The device a test runs on: its `device` parameter, "cuda" for a `gpu` test, else None
+    (a test that must then be `cpu_only`)."""
+    if "device" in item.fixturenames:
+        spec = getattr(item, "callspec", None)
+        return spec.params.get("device", "cpu") if spec is not None else "cpu"
+    if item.get_closest_marker("gpu") is not None:
+        return "cuda"
+    return None
+
+
+def _chooses_no_device(item):
+    if _test_device(item) is not None:
+        return False
+    mark = item.get_closest_marker("cpu_only")
+    if mark is None:
+        return True
+    reason = mark.args[0] if mark.args else mark.kwargs.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise pytest.UsageError(f"{item.nodeid}: cpu_only needs a reason")
+    return False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector, name, obj):
+    res = yield
+    if not os.environ.get("HELPERD_ENFORCE"):  # TEMP while modules are being marked
+        return res
+    items = res if isinstance(res, list) else [res]
+    bad = sorted({it.originalname for it in items
+                  if isinstance(it, pytest.Function) and _chooses_no_device(it)})
+    if bad:
+        raise collector.CollectError(
+            f"{collector.nodeid}: {', '.join(bad)} neither takes the `device` fixture nor is "
+            f"marked cpu_only, so it would run on the process's default device (CUDA on a GPU "
+            f"host): {CPU_ONLY_HELP}")
+    return res
+
+
+@pytest.fixture(autouse=True)
+def _pin_default_device(request):
+    """Run each test with the default device set to its own device (the CPU for a
+    `cpu_only` test), then restore the previous default and realize the fusion groups the
+    test left pending, so that nothing leaks into the next test."""
+    import tessera
+    from tessera.fusion import lazy
+
+    prev = tessera.default_device()
+    dev = _test_device(request.node) or "cpu"
+    if dev == "cuda" and not GPU:
+        dev = prev  # the test skips (device fixture / gpu marker); nothing to pin
+    tessera.set_default_device(dev)
+    try:
+        yield
+    finally:
+        try:
+            lazy.flush_pending("test teardown")
+        finally:
+            tessera.set_default_device(prev)
+
+
 def pytest_collection_modifyitems(config, items):
     skip_gpu = pytest.mark.skip(reason="no CUDA/ROCm GPU with CuPy on this machine")
+    keep, cpu_only_on_cuda = [], []
     for item in items:
         if "gpu" in item.keywords and not GPU:
             item.add_marker(skip_gpu)
+        # A cpu_only test in a module whose tests all take `device` runs on the CPU only.
+        if (item.get_closest_marker("cpu_only") is not None and "device" in item.fixturenames
+                and _test_device(item) == "cuda"):
+            cpu_only_on_cuda.append(item)
+        else:
+            keep.append(item)
+    if cpu_only_on_cuda:
+        config.hook.pytest_deselected(items=cpu_only_on_cuda)
+        items[:] = keep
