@@ -145,6 +145,18 @@ def c_rows(r, ir):
 
 
 # --------------------------------------------------------------------------- CUDA
+# The cross-warp scratch of a row reduction: (name, C type), one 32-slot array each (one
+# slot per warp), declared only when the kernel uses it.
+_SCRATCH = (("ts_red", "double"), ("ts_redi", "long long"))
+
+
+def _shared_decl(name, ctype):
+    # Joined, not f"{t} {n}": the H200 run compiled `__shared__ doublets_red[32];`, the
+    # one space between the two fields gone (not reproduced with this text under CPython
+    # 3.11-3.13), so the separator is not left to a whitespace-only literal.
+    return "  " + " ".join(("__shared__", ctype, name + "[32];"))
+
+
 def cuda_rows(r, ir):
     nd = ir.ndim
     kd = list(range(nd - 1))
@@ -182,7 +194,7 @@ def cuda_rows(r, ir):
         for m, st, wide in accs:
             ct = COMPUTE_CTYPE[wide]
             sh = "int" if wide == "b" else ct
-            sm, smt = ("ts_redi", "long long") if wide in ("i64", "b") else ("ts_red", "double")
+            sm, smt = _SCRATCH[1] if wide in ("i64", "b") else _SCRATCH[0]
             comb = r.combiner(st.op, wide)
             o += [f"    for (int off = WARP_SIZE / 2; off > 0; off >>= 1) "
                   f"w{m} = {comb}(w{m}, ({ct})shfl_xor(({sh})w{m}, off));",
@@ -205,7 +217,6 @@ def cuda_rows(r, ir):
         if kind == "row":
             o.append(f"    if (threadIdx.x == 0) out{m}[o] = {r.store_expr(f'v{v}', dt)};")
     o.append("  }")
-    decl = [f"  __shared__ {t} {n}[32];" for n, t in (("ts_red", "double"), ("ts_redi", "long long"))
-            if any(f" {n}[" in ln for ln in o)]
+    decl = [_shared_decl(n, t) for n, t in _SCRATCH if any(f"{n}[" in ln for ln in o)]
     i = o.index("TS_SHARED_DECLS")
     return o[:i] + decl + o[i + 1:]

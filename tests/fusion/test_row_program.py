@@ -124,3 +124,19 @@ def test_default_mode_keeps_reductions_as_boundaries():
         recs = ts.fusion.explain(print_=False)
     assert len(recs) >= 2
     assert any("reduction" in r["reason"] or "held" in r["reason"] for r in recs)
+
+
+@pytest.mark.cpu_only("renders CUDA source text (and compiles it with NVRTC where installed)")
+@pytest.mark.parametrize("dt, scratch", [("fp32", "double ts_red"), ("int32", "long long ts_redi"),
+                                         ("bool", "long long ts_redi")])
+def test_row_program_declares_its_shared_scratch(dt, scratch):
+    # the H200 run compiled `__shared__ doublets_red[32];` (TRIAGE 2026-12-04 A5)
+    from tessera.fusion.render_cuda import compile_check_cuda, render_cuda
+    x = inp(0, dt)
+    s = alu("reduce_sum", x if dt != "bool" else alu("cast", x, dtype="int32"), arg=(0,))
+    e = alu("add", alu("cast", x, dtype="fp32"), alu("cast", s, dtype="fp32"))
+    src, _ = render_cuda([e, s], [(dt, (1,))], (40,))
+    decls = [ln for ln in src.splitlines() if "__shared__" in ln]
+    assert decls == [f"  __shared__ {scratch}[32];"], decls
+    if have_nvrtc():
+        compile_check_cuda(src)
