@@ -10,6 +10,8 @@ import pytest
 import tessera as ts
 from tessera.backend import cpu, cpu_gemm
 
+pytestmark = pytest.mark.cpu_only("the CPU GEMM pool (OpenMP + CBLAS) and its fallbacks")
+
 needs_pool = pytest.mark.skipif(cpu_gemm._pool() is None,
                                 reason="no C compiler or no OpenBLAS CBLAS symbol here")
 

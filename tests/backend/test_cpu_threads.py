@@ -9,6 +9,9 @@ import pytest
 from tessera.backend import cpu
 from tessera.errors import TesseraError
 
+pytestmark = pytest.mark.cpu_only("the CPU backend's BLAS/OpenMP thread budget, malloc "
+                                  "tuning and fork handling")
+
 
 def test_set_and_get_round_trip():
     prev = cpu.set_blas_threads(1)
@@ -103,7 +106,7 @@ def test_forked_child_runs_openmp_code_without_hanging():
 import os, sys, numpy as np, tessera as ts
 from tessera.backend.cpu_gemm import matmul
 a, b = np.ones((64, 784), np.float32), np.ones((784, 256), np.float32)
-x = ts.ones((512, 512))
+x = ts.ones((512, 512), device="cpu")  # a CUDA context would not survive the fork
 want = (matmul(a, b)[0, 0], float((ts.exp(x) * 2 + 1).sum()))  # the parent's pool runs
 pid = os.fork()
 if pid == 0:

@@ -6,6 +6,8 @@ import pytest
 import tessera as ts
 from tessera.backend.common import _rows_scatter
 
+pytestmark = pytest.mark.cpu_only("the CPU backend's row scatter-add kernel")
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(50, 3), (7, 4, 5), (300, 64)])

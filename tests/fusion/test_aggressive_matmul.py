@@ -7,14 +7,14 @@ import tessera as ts
 
 
 @pytest.mark.parametrize("act", ["relu", "gelu", "silu", None])
-def test_pending_matmul_epilogue_matches_default_mode(act):
+def test_pending_matmul_epilogue_matches_default_mode(act, device):
     rng = np.random.default_rng(0)
     xs, ws, bs = rng.standard_normal((300, 64)), rng.standard_normal((64, 130)), rng.standard_normal(130)
     results = []
     for mode in ("default", "aggressive"):
-        x = ts.asarray(xs, dtype="fp64", requires_grad=True)
-        w = ts.asarray(ws, dtype="fp64", requires_grad=True)
-        b = ts.asarray(bs, dtype="fp64", requires_grad=True)
+        x = ts.asarray(xs, dtype="fp64", device=device, requires_grad=True)
+        w = ts.asarray(ws, dtype="fp64", device=device, requires_grad=True)
+        b = ts.asarray(bs, dtype="fp64", device=device, requires_grad=True)
         with ts.fusion.mode(mode):
             y = x @ w + b
             if act is not None:

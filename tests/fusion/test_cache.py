@@ -12,6 +12,8 @@ from tessera.fusion import compile_c, runtime
 from tessera.fusion.ir import alu, const, inp
 from tessera.fusion.runtime import add_compile_listener, explain_kernel, remove_compile_listener, run_cpu
 
+pytestmark = pytest.mark.cpu_only("the C kernel caches (run_cpu on NumPy arrays, compiler fallbacks)")
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 

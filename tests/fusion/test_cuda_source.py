@@ -8,7 +8,9 @@ from tessera.fusion.render_cuda import compile_check_cuda, render_cuda
 
 from fusion_common import FLOATS, INTS, needs_nvrtc
 
-pytestmark = needs_nvrtc
+pytestmark = [needs_nvrtc,
+              pytest.mark.cpu_only("renders CUDA source and compiles it with NVRTC on the host; "
+                                   "run_cuda is called with CuPy arrays")]
 
 
 @pytest.mark.parametrize("dtype", FLOATS + INTS + ["bool"])

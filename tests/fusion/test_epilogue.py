@@ -38,11 +38,11 @@ def _group_of(y):
 
 @pytest.mark.parametrize("act", [None, "relu", "gelu", "silu"])
 @pytest.mark.parametrize("bias_first", [False, True])
-def test_matches_and_runs(act, bias_first):
+def test_matches_and_runs(act, bias_first, device):
     rng = np.random.default_rng(0)
     an, bn = rng.standard_normal((256, 64)).astype(np.float32), rng.standard_normal((64, 192)).astype(np.float32)
     cn = rng.standard_normal(192).astype(np.float32)
-    a, b, c = ts.asarray(an), ts.asarray(bn), ts.asarray(cn)
+    a, b, c = (ts.asarray(v, device=device) for v in (an, bn, cn))
     with ts.fusion.mode("aggressive"):
         mm = _pending_matmul(a, b)
         y = ACTS[act](c + mm if bias_first else mm + c)
@@ -57,12 +57,12 @@ def test_matches_and_runs(act, bias_first):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
 
 
-def test_non_epilogue_groups_do_not_match():
+def test_non_epilogue_groups_do_not_match(device):
     rng = np.random.default_rng(1)
-    a = ts.asarray(rng.standard_normal((256, 64)).astype(np.float32))
-    b = ts.asarray(rng.standard_normal((64, 192)).astype(np.float32))
-    full = ts.asarray(rng.standard_normal((256, 192)).astype(np.float32))
-    c = ts.asarray(rng.standard_normal(192).astype(np.float32))
+    a = ts.asarray(rng.standard_normal((256, 64)).astype(np.float32), device=device)
+    b = ts.asarray(rng.standard_normal((64, 192)).astype(np.float32), device=device)
+    full = ts.asarray(rng.standard_normal((256, 192)).astype(np.float32), device=device)
+    c = ts.asarray(rng.standard_normal(192).astype(np.float32), device=device)
     with ts.fusion.mode("aggressive"):
         for f in (lambda m: ts.exp(m + c), lambda m: m + full, lambda m: ts.relu(m * c),
                   lambda m: ts.relu(m + c) * 2.0):

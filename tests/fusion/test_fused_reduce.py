@@ -7,6 +7,8 @@ from tessera.fusion.runtime import run_cpu
 
 from fusion_common import assert_close
 
+pytestmark = pytest.mark.cpu_only("the fusion IR run by the C kernel (run_cpu) on NumPy arrays")
+
 
 @pytest.mark.parametrize("axes", [(0,), (1,), (2,), (0, 2), (0, 1, 2), (1, 2)])
 @pytest.mark.parametrize("dtype", ["fp32", "fp64", "fp16", "bf16", "int32", "int8"])

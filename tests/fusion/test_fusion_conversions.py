@@ -6,6 +6,8 @@ import pytest
 from tessera.fusion.ir import alu, inp, numpy_dtype
 from tessera.fusion.runtime import run_cpu
 
+pytestmark = pytest.mark.cpu_only("the fusion IR run by the C kernel (run_cpu) on NumPy arrays")
+
 NARROW = ["fp16", "bf16", "fp8_e4m3", "fp8_e5m2"]
 
 

@@ -12,6 +12,8 @@ from tessera.fusion.runtime import run_cpu
 
 from fusion_common import FLOATS, INTS, assert_close, special_floats
 
+pytestmark = pytest.mark.cpu_only("the fusion IR run by the C kernel (run_cpu) on NumPy arrays")
+
 UNARY = [o for o, i in OPS.items() if i.arity == 1 and i.result in ("same", "bool")]
 BINARY = [o for o, i in OPS.items() if i.arity == 2]
 

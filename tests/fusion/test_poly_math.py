@@ -9,6 +9,8 @@ from tessera.fusion.runtime import run_cpu
 
 import fusion_common  # noqa: F401  (sys.path)
 
+pytestmark = pytest.mark.cpu_only("the CPU kernels' own exp/tanh, through run_cpu on NumPy arrays")
+
 
 def _sweep(lo, hi, n=1 << 22):
     """n float32 values evenly spread over the bit patterns of [lo, hi] (both signs)."""

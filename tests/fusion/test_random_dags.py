@@ -2,6 +2,7 @@
 outputs) through the generated C kernel vs the NumPy op-by-op evaluator; the CUDA source of
 every generated DAG is also compiled with NVRTC."""
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -9,6 +10,8 @@ from tessera.fusion.ir import alu, const, inp, numpy_dtype
 from tessera.fusion.runtime import evaluate_numpy, run_cpu
 
 from fusion_common import have_nvrtc
+
+pytestmark = pytest.mark.cpu_only("the fusion IR run by the C kernel (run_cpu) on NumPy arrays")
 
 FDT = ["fp32", "fp16", "bf16", "fp64"]
 F_UNARY = ["negative", "abs", "exp", "tanh", "sin", "sigmoid", "square", "floor"]

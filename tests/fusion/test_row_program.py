@@ -45,6 +45,7 @@ def row_programs(draw):
     return dt, shape, bshape, list(dict.fromkeys(outs)), seed
 
 
+@pytest.mark.cpu_only("IR-level row programs through the C kernel (run_cpu) on NumPy arrays")
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(row_programs())
 def test_random_row_programs(prog):
@@ -84,11 +85,11 @@ def _layer_norm(x, w):
 
 @pytest.mark.parametrize("fn", [_softmax, _layer_norm])
 @pytest.mark.parametrize("shape", [(64, 1024), (3, 40, 700)])
-def test_softmax_layernorm_one_kernel(fn, shape):
+def test_softmax_layernorm_one_kernel(fn, shape, device):
     rng = np.random.default_rng(0)
     xn = rng.standard_normal(shape).astype(np.float32)
     wn = rng.standard_normal(shape[-1:]).astype(np.float32)
-    x, w = ts.asarray(xn), ts.asarray(wn)
+    x, w = ts.asarray(xn, device=device), ts.asarray(wn, device=device)
     with ts.fusion.mode("none"):
         ref = fn(x, w).numpy()
     ts.fusion.explain(print_=False)
@@ -102,9 +103,9 @@ def test_softmax_layernorm_one_kernel(fn, shape):
     np.testing.assert_allclose(y.numpy(), ref, rtol=1e-5, atol=2e-6)
 
 
-def test_held_row_statistic_is_an_output():
+def test_held_row_statistic_is_an_output(device):
     xn = np.random.default_rng(1).standard_normal((128, 512)).astype(np.float32)
-    x = ts.asarray(xn)
+    x = ts.asarray(xn, device=device)
     with ts.fusion.mode("aggressive"):
         m = ts.max(x, axis=-1, keepdims=True)
         y = ts.exp(x - m)
@@ -113,9 +114,9 @@ def test_held_row_statistic_is_an_output():
     np.testing.assert_allclose(y.numpy(), np.exp(xn - xn.max(-1, keepdims=True)), rtol=1e-6)
 
 
-def test_default_mode_keeps_reductions_as_boundaries():
+def test_default_mode_keeps_reductions_as_boundaries(device):
     xn = np.random.default_rng(2).standard_normal((64, 1024)).astype(np.float32)
-    x = ts.asarray(xn)
+    x = ts.asarray(xn, device=device)
     ts.fusion.explain(print_=False)
     with ts.fusion.mode("default"):
         ts.fusion.clear_explain()

@@ -10,6 +10,9 @@ from tessera.errors import DeviceError, DTypeError
 from tessera.interop import DLPackError, _capsule as C
 from tessera.interop.dlpack import DLDeviceType, order_streams
 
+pytestmark = pytest.mark.cpu_only("DLPack of host memory: kDLCPU capsules, .ctypes addresses, the "
+                                  "CPU stream rules; test_gpu_roundtrip_torch_and_cupy covers CUDA")
+
 torch = pytest.importorskip("torch")
 
 ALL = [d.name for d in ts.dtypes.ALL_DTYPES]

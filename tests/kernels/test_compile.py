@@ -11,6 +11,8 @@ import pytest
 from tessera.kernels import loader
 from tessera.kernels.launchers.registry import HIP_INSTANTIATIONS, INSTANTIATIONS
 
+pytestmark = pytest.mark.cpu_only("compiles kernel sources with NVRTC/hipcc on the host; no tensors")
+
 
 @pytest.fixture(scope="module", autouse=True)
 def _compile_in_parallel():

@@ -14,6 +14,8 @@ from math import erf
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.cpu_only("the .cu kernels under the C++ CPU emulator; no tensors")
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERNELS = os.path.join(HERE, "..", "..", "tessera", "kernels")
 CXX = shutil.which("g++")

@@ -4,6 +4,8 @@ import pytest
 from tessera.kernels.launchers import geometry as g
 from tessera.kernels.launchers import registry as r
 
+pytestmark = pytest.mark.cpu_only("launch geometry and tile rules: pure Python, no tensors")
+
 
 @pytest.mark.parametrize("warp", [32, 64])
 @pytest.mark.parametrize("rows,cols", [(1, 1), (31, 33), (1023, 4097), (5, 2048), (5, 2049), (100000, 7)])

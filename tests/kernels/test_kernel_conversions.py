@@ -11,6 +11,8 @@ import subprocess
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.cpu_only("compat.cuh conversions compiled with g++ on the host; no tensors")
+
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
 KERNELS = os.path.join(os.path.dirname(__file__), "..", "..", "tessera", "kernels")

@@ -6,6 +6,8 @@ import pytest
 
 from tessera.kernels import loader
 
+pytestmark = pytest.mark.cpu_only("kernel cache keys, disk cache and listeners; no tensors")
+
 BASE = dict(source="src", headers={"compat.cuh": "a"}, options=("-O3",), name_expressions=["k<f32>"],
             arch="sm_90", compiler_version="nvrtc-13.0")
 

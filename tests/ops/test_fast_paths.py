@@ -13,6 +13,8 @@ from tessera._config import STATE
 from tessera.errors import DTypeError, GradError, IndexingError, ShapeError
 from helpers import check_grad
 
+pytestmark = pytest.mark.cpu_only("the CPU backend's eager fast paths (CPU plans) against its general path")
+
 
 class _general_path:
     """Context manager: a no-op event sink, so ops take the general path."""

@@ -6,6 +6,9 @@ import pytest
 import tessera as ts
 from tessera.optim import _fused
 
+pytestmark = pytest.mark.cpu_only("the fused optimizer step is CPU-only by design (optim/_fused.py "
+                                  "_DEVICES); tests/optim/test_optim.py covers every device")
+
 SGD_CONFIGS = [
     dict(lr=0.1),
     dict(lr=0.05, momentum=0.9),
