@@ -18,8 +18,8 @@ def banner():
     dev = ts.default_device()
     print(f"tessera {ts.__version__} on {dev} ({'CuPy' if dev.type == 'cuda' else 'NumPy'} backend)")
     if dev.type == "cuda":
-        import cupy
-        props = cupy.cuda.runtime.getDeviceProperties(dev.index)
+        from tessera.backend.cupy_source import cupy
+        props = cupy().cuda.runtime.getDeviceProperties(dev.index)
         print(f"  GPU: {props['name'].decode()}")
     from tessera.fusion import compile_c
     cc = compile_c.compiler_path() if hasattr(compile_c, "compiler_path") else "gcc"

@@ -99,8 +99,8 @@ def _current_cuda_index():
 def cuda_device_count() -> int:
     """How many GPUs CuPy can use; 0 when CuPy or a driver is missing."""
     try:
-        import cupy
-        return int(cupy.cuda.runtime.getDeviceCount())
+        from .backend.cupy_source import cupy
+        return int(cupy().cuda.runtime.getDeviceCount())
     except Exception:  # no cupy, no driver, no device: all mean "no GPU"
         return 0
 

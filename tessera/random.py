@@ -67,7 +67,8 @@ class Generator:
         if self.device.type == "cpu":
             self._rng = np.random.Generator(np.random.PCG64(self._seq))
         else:
-            import cupy  # lazily: only a GPU generator needs CuPy
+            from .backend.cupy_source import cupy as _cupy  # lazily: only a GPU generator needs CuPy
+            cupy = _cupy()
             with cupy.cuda.Device(self.device.index):
                 self._rng = cupy.random.default_rng(int(self._seq.generate_state(1, np.uint64)[0]))
 

@@ -58,7 +58,8 @@ def time_ms(call, device, reps=5, warmup=1):
     for _ in range(warmup):  # compiles kernels and fills caches outside the timing
         _realize(call())
     if device.type != "cpu":
-        import cupy
+        from ..backend.cupy_source import cupy as _cupy
+        cupy = _cupy()
         start, end = cupy.cuda.Event(), cupy.cuda.Event()
         start.record()
         for _ in range(reps):

@@ -61,8 +61,8 @@ def _erf(xp, x):
             if _erf_vec is None:
                 _erf_vec = np.frompyfunc(math.erf, 1, 1)
             return _erf_vec(x).astype(x.dtype)
-    import cupyx.scipy.special as sp
-    return sp.erf(x)
+    from .cupy_source import cupyx
+    return cupyx().scipy.special.erf(x)
 
 
 # tessera's float semantics are IEEE's, silently (as PyTorch and CuPy): sqrt(-1) is

@@ -41,14 +41,17 @@ class CudaBackend(ArrayBackend):
     def for_device(cls, index):
         b = cls._instances.get(index)
         if b is None:
-            b = cls._instances[index] = cls(index)
+            from .cupy_source import cupy, cupyx
+            b = cls._instances[index] = cls(index, cupy(), cupyx())
         return b
 
-    def __init__(self, index):
-        import cupy
+    def __init__(self, index, cupy, cupyx=None):
+        """`cupy`: the CuPy module this backend runs on (the installed CuPy, or
+        tessera.sim's stand-in; `cupy_source` picks, nothing else asks)."""
         super().__init__(cupy)
         self.index = index
         self.cupy = cupy
+        self.cupyx = cupyx
 
     # -- storage ----------------------------------------------------------------
     def storage_dtype(self, dtype):
@@ -218,8 +221,7 @@ class CudaBackend(ArrayBackend):
         return super().weight_only_gemm(xbuf, xdt, q, bufs, trans)
 
     def scatter_add(self, target, index, values):
-        import cupyx
-        cupyx.scatter_add(target, index, values)
+        self.cupyx.scatter_add(target, index, values)
 
     def grouped_matmul(self, x, w, offsets, dtype, trans_w=False):
         """All groups in one launch of grouped_matmul.cu (the MoE expert step)."""

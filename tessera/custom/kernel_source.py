@@ -123,8 +123,8 @@ class Kernel:
         """At registration: compile with whatever compiler this machine has (the GPU's own
         through CuPy, else NVRTC to PTX for sm_80); nothing to do without one."""
         try:
-            import cupy  # noqa: F401
-            have_gpu = cupy.cuda.runtime.getDeviceCount() > 0
+            from ..backend.cupy_source import cupy
+            have_gpu = cupy().cuda.runtime.getDeviceCount() > 0
         except Exception:
             have_gpu = False
         if have_gpu:
@@ -154,7 +154,8 @@ class Kernel:
 
     def launch(self, out_buf, in_bufs, out_t, in_ts):
         """Run on CuPy buffers (inputs made contiguous first), writing `out_buf`."""
-        import cupy
+        from ..backend.cupy_source import cupy as _cupy
+        cupy = _cupy()
         ins = [cupy.ascontiguousarray(b) for b in in_bufs]
         extra = self.args(out_t, *in_ts) if self.args is not None else (np.int64(out_buf.size),)
         if out_buf.size == 0:

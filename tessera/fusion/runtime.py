@@ -338,7 +338,8 @@ def _eval_node(n: Node, a, inputs, shape, fused):
 # ----------------------------------------------------------------- CUDA
 def run_cuda(outputs, inputs, shape, out=None) -> list:
     """As `run_cpu`, with CuPy arrays, through one generated CUDA kernel."""
-    import cupy as cp
+    from ..backend.cupy_source import cupy
+    cp = cupy()
     from .render_cuda import BLOCK, launch_args, render_cuda_ir
     p = prepare(outputs)
     _check_inputs(p, inputs)
@@ -366,7 +367,8 @@ def run_cuda(outputs, inputs, shape, out=None) -> list:
 
 def _cuda_function(source, name, key):
     import time
-    import cupy as cp
+    from ..backend.cupy_source import cupy
+    cp = cupy()
     from .render_cuda import nvrtc_options
     t0 = time.perf_counter()
     try:

@@ -73,8 +73,8 @@ def dtype_from_code(code, bits, lanes=1, op="from_dlpack"):
 
 
 def _is_hip():
-    import cupy
-    return bool(getattr(cupy.cuda.runtime, "is_hip", False))
+    from ..backend.cupy_source import cupy
+    return bool(getattr(cupy().cuda.runtime, "is_hip", False))
 
 
 def _dl_device(dev: Device):
@@ -126,8 +126,8 @@ def _consumer_stream(dev):
     """The stream integer tessera passes as a consumer on `dev` (None on the CPU)."""
     if dev.type == "cpu":
         return None
-    import cupy
-    ptr = cupy.cuda.get_current_stream().ptr
+    from ..backend.cupy_source import cupy
+    ptr = cupy().cuda.get_current_stream().ptr
     return 1 if ptr == 0 and not _is_hip() else ptr
 
 
@@ -212,8 +212,8 @@ def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None
         # cupy.asnumpy runs on tessera's current stream and waits for it: the copy is complete
         host = dev.backend.xp.asnumpy(buf)
         return _export_host(self.dtype, host, versioned, max_version, False, True)
-    import cupy
-    order_streams(cupy, stream)
+    from ..backend.cupy_source import cupy
+    order_streams(cupy(), stream)
     return _export_device(self, buf, versioned, max_version, copy)
 
 

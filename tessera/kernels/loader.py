@@ -371,7 +371,8 @@ _memory: dict = {}  # (file, name expression, options) -> launchable CuPy functi
 
 def device_arch() -> str:
     """"sm_90" on NVIDIA, the gfx name (e.g. "gfx90a") on AMD, for the current device."""
-    import cupy
+    from ..backend.cupy_source import cupy as _cupy
+    cupy = _cupy()
     if cupy.cuda.runtime.is_hip:
         props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
         name = props.get("gcnArchName", b"gfx")
@@ -405,7 +406,8 @@ class KernelModule:
         self.source_hash = None
 
     def _compile(self):
-        import cupy
+        from ..backend.cupy_source import cupy as _cupy
+        cupy = _cupy()
         hip = cupy.cuda.runtime.is_hip
         arch = device_arch()
         source, headers = read_source(self.file_name), included_headers(self.file_name)

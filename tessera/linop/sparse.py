@@ -26,8 +26,8 @@ def _sparse_module(xp):
     if xp is np:
         import scipy.sparse as sp
         return sp
-    import cupyx.scipy.sparse as sp  # a GPU backend: xp is cupy
-    return sp
+    from ..backend.cupy_source import cupyx  # a GPU backend: xp is cupy
+    return cupyx().scipy.sparse
 
 
 class SparseOperator(LinearOperator):

@@ -42,8 +42,8 @@ class _CudaClock:
     """CUDA events around device work, resolved in one go at the end."""
 
     def __init__(self):
-        import cupy  # lazy: only when profiling with a GPU present
-        self.cp = cupy
+        from ..backend.cupy_source import cupy  # lazy: only when profiling with a GPU present
+        self.cp = cupy()
         self.base = self.mark()
         self.base_host = _now()
 

@@ -21,8 +21,8 @@ _FROM_STORAGE = {"float64": "fp64", "float32": "fp32", "float16": "fp16", "uint1
 
 
 def cp():
-    import cupy
-    return cupy
+    from ...backend.cupy_source import cupy
+    return cupy()
 
 
 @functools.lru_cache(maxsize=None)

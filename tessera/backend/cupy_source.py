@@ -1,0 +1,42 @@
+"""Which CuPy the CUDA backend is given: the installed CuPy, or tessera's simulated
+one (`tessera.sim`) when `TESSERA_CUDA_SIM` asks for it.
+
+This is the one place that decides; the CUDA backend, the launchers, the
+kernel loader, the fusion runtime and interop all reach CuPy through `cupy()`
+and `cupyx()` and never ask which they got. Both are resolved lazily, so
+`import tessera` never imports CuPy.
+"""
+from __future__ import annotations
+
+_modules = None
+
+
+def _resolve():
+    global _modules
+    if _modules is None:
+        from .. import sim
+        platform = sim.requested()
+        if platform is not None:
+            _modules = sim.modules(platform)
+        else:
+            import cupy as _cupy
+            import cupyx as _cupyx
+            _modules = (_cupy, _cupyx)
+    return _modules
+
+
+def cupy():
+    """The CuPy module (raises ImportError where CuPy is not installed)."""
+    return (_modules or _resolve())[0]
+
+
+def cupyx():
+    return (_modules or _resolve())[1]
+
+
+def use(cupy_module, cupyx_module=None):
+    """Hand the CUDA backend another CuPy (tests; returns the previous pair)."""
+    global _modules
+    prev = _modules
+    _modules = (cupy_module, cupyx_module) if cupy_module is not None else None
+    return prev
