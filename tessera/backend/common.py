@@ -14,6 +14,10 @@ import numpy as np
 
 from .. import dtypes as _dt
 
+# NumPy / ml_dtypes conversions into these from fp64 or int32/int64 may round twice
+# (tessera/precision/convert.py rounds once)
+_ROUND_ONCE = frozenset((_dt.bf16, _dt.fp8_e4m3, _dt.fp8_e5m2))
+
 # Elementwise primitives by name -> attribute of the array module (numpy and cupy
 # spell them the same). Entries that need more than one call live in _SPECIAL.
 UFUNC_NAMES = {
@@ -108,6 +112,9 @@ class ArrayBackend:
         sd = self.storage_dtype(dtype)
         ad = arr.dtype
         if ad is not sd and ad != sd:  # identity first: NumPy's builtin dtypes are singletons
+            if dtype in _ROUND_ONCE and ad == np.float64:  # one rounding, not two via fp32
+                from ..precision.convert import to_narrow
+                return to_narrow(arr, _dt.fp64, dtype)
             arr = arr.astype(sd)
         return arr
 
@@ -224,13 +231,20 @@ class ArrayBackend:
         return self.store(y, dtype), mean, rstd
 
     def cast(self, buf, src, dst):
-        """Casts with NumPy semantics: bool targets test != 0, floats to ints
-        truncate toward zero, ml_dtypes rounds to nearest even into bf16/fp8."""
+        """Casts by tessera's one table (tessera/precision/convert.py): bool targets
+        test != 0, float -> int truncates (NaN and out of range by a stated rule, not
+        NumPy's platform or ml_dtypes' version), into bf16/fp8 rounds once from the
+        exact source value."""
         x = self.compute(buf, src)
         if dst.kind == "b":
             return self.store(x != 0, dst)
         if src.kind == "c" and dst.kind != "c":  # keep the real part, without ComplexWarning
             x = x.real
+            src = _dt.fp64 if src is _dt.complex128 else _dt.fp32
+        if self.xp is np and (dst.kind in "iu" and src.kind == "f" or dst in _ROUND_ONCE
+                              and src is not _dt.fp32 and src is not dst):
+            from ..precision.convert import cast_array
+            return cast_array(x, src, dst)
         return self.store(x.astype(self.compute_dtype(dst)), dst)
 
     def int8_gemm(self, a, b):

@@ -12,9 +12,11 @@ import math
 from .ir import COMPUTE_CTYPE, DTYPES, OPS
 from .lower import LoopIR, Stmt
 
-# fp64 -> these round once (NumPy's double->half does); ml_dtypes' bfloat16 rounds through
-# float32 (two roundings), and we match it.
-_F64_SINGLE_ROUNDING = {"fp16", "fp8_e4m3", "fp8_e5m2"}
+# Casts into these round once from the exact source value (tessera/precision/convert.py):
+# fp64 goes to float rounded to odd first, int32/int64 through an exact / odd double.
+_F64_SINGLE_ROUNDING = {"fp16", "bf16", "fp8_e4m3", "fp8_e5m2"}
+_TO_ODD_FLOAT = {"f64": "ts_f64_to_f32_odd({})", "i32": "ts_f64_to_f32_odd((double)({}))",
+                 "i64": "ts_f64_to_f32_odd(ts_i64_to_f64_odd({}))"}
 
 _FUNCTOR_OPS = [o for o, i in OPS.items() if i.arity > 0 and i.result != "reduce" and o != "cast"]
 
@@ -95,8 +97,8 @@ class Renderer:
                 rnd = t.rnd
                 if arg == "saturate" and dst.startswith("fp8"):
                     rnd = rnd.replace("round", "satur")
-                odd = s.compute == "f64" and dst in _F64_SINGLE_ROUNDING
-                x = f"ts_f64_to_f32_odd({a})" if odd else f"(float)({a})"
+                odd = s.compute in _TO_ODD_FLOAT and dst in _F64_SINGLE_ROUNDING
+                x = _TO_ODD_FLOAT[s.compute].format(a) if odd else f"(float)({a})"
                 return f"{rnd}({x})"
             return f"({COMPUTE_CTYPE[t.compute]})({a})"
         # integer targets

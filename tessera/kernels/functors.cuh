@@ -165,6 +165,25 @@ TS_INLINE float ts_f64_to_f32_odd(double d) {
   return ts_bits_f32(b);
 }
 
+/* int64 -> double rounded to odd (exact below 2^53 in magnitude), so that int64 ->
+ * narrow float also rounds once; 2^63, the one result outside int64, is above every n. */
+TS_INLINE double ts_i64_to_f64_odd(int64_t n) {
+  double f = (double)n;
+  int big = f >= 9223372036854775808.0;
+  int64_t fi = big ? 0 : (int64_t)f;
+  int over = big || fi > n, under = !big && fi < n;
+  uint64_t b = ts_f64_bits(f);
+  b -= (uint64_t)(n >= 0 ? over : under); /* toward zero */
+  b |= (uint64_t)(over || under);
+  double r;
+#ifdef TS_DEVICE_CODE
+  r = __longlong_as_double((long long)b);
+#else
+  memcpy(&r, &b, 8);
+#endif
+  return r;
+}
+
 TS_INLINE float ts_round_f16(float x) { return ts_f16_to_f32(ts_f32_to_f16(x)); }
 TS_INLINE float ts_round_bf16(float x) { return ts_bf16_to_f32(ts_f32_to_bf16(x)); }
 TS_INLINE float ts_round_e4m3(float x) { return ts_e4m3_to_f32(ts_f32_to_e4m3(x)); }
@@ -178,9 +197,10 @@ TS_INLINE float ts_satur_e5m2(float x) {
   return ts_round_e5m2(c);
 }
 
-/* float -> int casts: NumPy truncates toward zero in range; NaN and out of
- * range have no defined value (x86 NumPy gives INT_MIN).  We give INT_MIN too,
- * explicitly, because the bare C conversion is undefined behaviour. */
+/* float -> int casts, tessera's rule (tessera/precision/convert.py, also cast.cu):
+ * truncate toward zero; NaN and out of range give INT_MIN (as x86 NumPy), spelled out
+ * because the bare C conversion is undefined.  Narrower integers take ts_f2i32's
+ * result modulo 2^bits (the caller's C cast), so uint8(-1.0) = 255. */
 TS_INLINE int64_t ts_f2i64(double x) {
   return (x == x && x >= -9223372036854775808.0 && x < 9223372036854775808.0)
              ? (int64_t)x : (int64_t)(-9223372036854775807LL - 1);

@@ -123,7 +123,8 @@ def asarray(obj, dtype=None, device=None, copy=None, requires_grad=False):
             if arr.dtype != target.np_storage:
                 if target.kind in "iu" and arr.dtype.kind == "f" and dt is not None and not np.isscalar(obj):
                     pass  # explicit int dtype from floats truncates, as NumPy does
-                arr = arr.astype(target.np_storage)
+                from ..precision.convert import cast_numpy  # the cast table, not NumPy's/ml_dtypes'
+                arr = cast_numpy(arr, target)
             buf = backend.from_numpy(arr, target)
             out = _new(buf, tuple(arr.shape), target, dev)
     if requires_grad:

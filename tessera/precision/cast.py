@@ -1,7 +1,8 @@
 """`op.cast` beyond round-to-nearest: stochastic rounding and saturation.
 
 `tessera.op.cast(x, dtype)` with the default rounding is the core cast
-(`tessera.ops.cast`, bit-exact with ml_dtypes, fused). This module adds
+(`tessera.ops.cast`, fused; its rules are the table in tessera/precision/convert.py).
+This module adds
   rounding="stochastic"  round |x| up with probability (|x| - lo) / ulp, where lo is
                          the representable value below |x| (toward zero) and ulp the
                          gap above it, so E[cast(x)] = x: small gradient updates to
@@ -110,10 +111,8 @@ def cast(x, dtype, rounding="nearest", saturate=None, generator=None):
             v = stochastic_round(xp, v, ub, dst)
             if bounds is not None:  # rounding up from just below the max may step past it
                 v = xp.where(xp.isnan(v), v, xp.clip(v, *bounds))
-        if dst.kind in "iu":
-            return backend.store(v.astype(backend.compute_dtype(dst)), dst)
-        if dst in (_dt.bf16, _dt.fp8_e4m3, _dt.fp8_e5m2) and v.dtype == np.float64:
-            v = v.astype(np.float32)  # exact (values are on dst's grid or clipped); avoids double rounding
-        return backend.store(v, dst)
+        # the core cast's rules from v's exact values (fp64 for float sources; ints may
+        # have been widened by clip): one rounding, the float -> int rule
+        return backend.cast(v, _dt.fp64 if src.kind == "f" else _dt.get_dtype(v.dtype), dst)
     vjp = (lambda g: (cast_tensor(g, src), None)) if dst.is_differentiable else None
     return apply_op("cast", inputs, fwd, dst, x.device, vjp)
