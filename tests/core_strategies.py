@@ -41,9 +41,10 @@ def values(rng, shape, dtype, low=-3.0, high=3.0):
     return rng.uniform(low, high, size=shape)
 
 
-def make(a, dtype, layout="contiguous", device="cpu"):
-    """A tessera tensor holding `a` (rounded to `dtype`) in `layout`, and the
-    float64 (or int/bool) NumPy reference of exactly the values it holds."""
+def make(a, dtype, layout="contiguous", device=None):
+    """A tessera tensor holding `a` (rounded to `dtype`) in `layout` on `device` (None: the
+    default device, which tests/conftest.py pins to the test's own), and the float64 (or
+    int/bool) NumPy reference of exactly the values it holds."""
     a = np.asarray(a)
     if a.ndim == 0 or layout == "contiguous":
         t = ts.asarray(a, dtype=dtype, device=device)

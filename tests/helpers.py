@@ -3,11 +3,26 @@ numpy_cupy_allclose): `check_op` compares a tessera op with a NumPy float64
 reference, `check_grad` compares the tape's gradient with central finite
 differences along a random direction (`check_grad_grad`: second derivatives), and
 TOL is the one tolerance table.
+
+`device=None` everywhere means the default device, which tests/conftest.py pins to the
+test's own device (its `device` parameter, or the CPU for a `cpu_only` test).
 """
 import numpy as np
 
 import tessera as ts
 from tessera.autograd.engine import grad
+
+
+def _gpu_available():
+    try:
+        return ts.cuda_is_available()
+    except Exception:
+        return False
+
+
+# The devices a test parametrized with `pytest.mark.parametrize("device", DEVICES)` runs on:
+# for hypothesis tests, which cannot take the function-scoped `device` fixture.
+DEVICES = ["cpu"] + (["cuda"] if _gpu_available() else [])
 
 # (rtol, atol) per dtype: the error a correctly rounded op may show against a
 # float64 reference, with headroom for a few chained roundings.
@@ -52,13 +67,13 @@ def assert_close(actual, expected, dtype=None, rtol=None, atol=None, err_msg="")
                                    rtol=r, atol=t, equal_nan=True, err_msg=err_msg)
 
 
-def rand(shape, dtype="fp32", device="cpu", low=-2.0, high=2.0, seed=0, requires_grad=False):
+def rand(shape, dtype="fp32", device=None, low=-2.0, high=2.0, seed=0, requires_grad=False):
     rng = np.random.default_rng(seed)
     a = rng.uniform(low, high, size=shape)
     return ts.asarray(a, dtype=dtype, device=device, requires_grad=requires_grad), a
 
 
-def check_op(ts_fn, np_fn, *arrays, dtype="fp32", device="cpu", rtol=None, atol=None, **kw):
+def check_op(ts_fn, np_fn, *arrays, dtype="fp32", device=None, rtol=None, atol=None, **kw):
     """Run `ts_fn` on tensors made from `arrays` and `np_fn` on the float64 arrays
     (cast through `dtype` first, so input rounding is not counted as op error)."""
     tins, nins = [], []
@@ -80,7 +95,7 @@ def check_op(ts_fn, np_fn, *arrays, dtype="fp32", device="cpu", rtol=None, atol=
     return out
 
 
-def check_grad(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, device="cpu"):
+def check_grad(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, device=None):
     """Directional gradient check in float64: <u, J v> from the tape (a VJP with a
     random cotangent u) against a central finite difference of <u, f> along a
     random direction v. Two forward passes per check, whatever the size."""
@@ -104,33 +119,34 @@ def check_grad(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, device="cpu"
     return analytic, numeric
 
 
-def check_grad_grad(fn, *arrays, eps=1e-5, seed=0):
+def check_grad_grad(fn, *arrays, eps=1e-5, seed=0, device=None):
     """Second derivatives: phi(x) = <r, J_f(x)^T u> differentiated by the tape
     (grad with create_graph, then grad again) vs a central difference of phi."""
     rng = np.random.default_rng(seed)
-    xs = [ts.asarray(a, dtype="fp64", requires_grad=True) for a in arrays]
+    xs = [ts.asarray(a, dtype="fp64", device=device, requires_grad=True) for a in arrays]
     out = fn(*xs)
-    u = ts.asarray(rng.standard_normal(out.shape), dtype="fp64")
+    u = ts.asarray(rng.standard_normal(out.shape), dtype="fp64", device=device)
     rs = [rng.standard_normal(np.shape(a)) for a in arrays]
     vs = [rng.standard_normal(np.shape(a)) for a in arrays]
 
     def phi(ins, create_graph):
         gs = grad(fn(*ins), ins, grad_outputs=u, create_graph=create_graph, allow_unused=True)
-        return sum(ts.sum(g * ts.asarray(r)) for g, r in zip(gs, rs) if g is not None)
+        return sum(ts.sum(g * ts.asarray(r, device=device)) for g, r in zip(gs, rs)
+                   if g is not None)
     p = phi(xs, True)
     assert p.requires_grad, "first gradient is not differentiable"
     ggs = grad(p, xs, allow_unused=True)
     analytic = sum(float(np.sum(to_np64(g) * v)) for g, v in zip(ggs, vs) if g is not None)
 
     def phi_at(step):
-        ins = [ts.asarray(a + step * v, dtype="fp64", requires_grad=True)
+        ins = [ts.asarray(a + step * v, dtype="fp64", device=device, requires_grad=True)
                for a, v in zip(arrays, vs)]
         return float(phi(ins, False))
     numeric = (phi_at(eps) - phi_at(-eps)) / (2 * eps)
     assert np.isclose(analytic, numeric, rtol=1e-5, atol=1e-7), (analytic, numeric)
 
 
-def check_grad_complex(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, device="cpu"):
+def check_grad_complex(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, device=None):
     """`check_grad` for complex inputs and/or outputs, under PyTorch's convention
     (for a real loss L the gradient of z = x + iy is dL/dx + i dL/dy). With a random
     cotangent u the loss is L = Re(sum(conj(u) * f)); the tape's gradient G must give
@@ -169,6 +185,13 @@ def check_grad_complex(fn, *arrays, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0, devi
                  f"direction: tape {analytic!r} vs finite difference {numeric!r}")
             results.append((analytic, numeric))
     return results
+
+
+def shares_memory(a, b):
+    """Whether two tensors' buffers overlap, asked of their device's array module
+    (NumPy or CuPy)."""
+    assert a.device == b.device, (a.device, b.device)
+    return bool(a.device.backend.xp.shares_memory(a.data, b.data))
 
 
 def raises_op(exc, op, fn, *words):

@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 import tessera as ts
 from tessera import dtypes as D
-from helpers import assert_close, tol, to_np64
+from helpers import DEVICES, assert_close, shares_memory, tol, to_np64
 from core_strategies import (BIG_SHAPES, FLOATS, FUSE_MIN, INTS, LAYOUTS, fusion_mode, make, shapes,
                              values)
 
@@ -98,6 +98,12 @@ def expected_binary_dtype(name, a, b):
     return d
 
 
+# The hypothesis sweeps over every op, dtype and layout run on the CPU; on every device the
+# deterministic tests, the lazy-vs-eager sweeps and the test_*_on_device subset run.
+SWEEP = pytest.mark.cpu_only("hypothesis sweep of every op, dtype and layout; a representative "
+                             "subset runs on each device (test_*_on_device)")
+
+
 def _check_result(out, ref, out_dt, compute_dt=None):
     """Compare with the float64 reference at the tolerance of the dtype the op
     computes in (int/bool results exactly)."""
@@ -112,6 +118,7 @@ def _check_result(out, ref, out_dt, compute_dt=None):
 
 # ---- unary ------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(UNARY))
+@SWEEP
 @given(data=st.data())
 def test_unary(name, data):
     ref_fn, lo, hi, ints = UNARY[name]
@@ -136,25 +143,25 @@ def test_unary(name, data):
 @pytest.mark.parametrize("name", ["isnan", "isinf", "isfinite", "signbit", "abs", "negative",
                                   "sign", "floor", "exp", "sqrt", "round"])
 @pytest.mark.parametrize("dtype", FLOATS)
-def test_unary_special_values(name, dtype):
+def test_unary_special_values(name, dtype, device):
     a = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 2.5, -2.5, 0.5, 1.5], np.float64)
-    x = ts.asarray(a, dtype=dtype)
+    x = ts.asarray(a, dtype=dtype, device=device)
     with np.errstate(all="ignore"):
         ref = UNARY[name][0](to_np64(x))
     _check_result(getattr(ts, name)(x), ref, expected_unary_dtype(name, x.dtype))
 
 
-def test_round_half_to_even():
+def test_round_half_to_even(device):
     x = ts.asarray([0.5, 1.5, 2.5, -0.5, -1.5], dtype="fp32")
     assert ts.round(x).tolist() == [0.0, 2.0, 2.0, -0.0, -2.0]
 
 
-def test_sigmoid_does_not_overflow():
+def test_sigmoid_does_not_overflow(device):
     x = ts.asarray([-1000.0, 0.0, 1000.0], dtype="fp32")
     assert ts.sigmoid(x).tolist() == [0.0, 0.5, 1.0]
 
 
-def test_logical_not_and_invert():
+def test_logical_not_and_invert(device):
     b = np.array([True, False])
     assert ts.logical_not(ts.asarray(b)).tolist() == [False, True]
     assert ts.logical_not(ts.asarray([0.0, 2.0])).tolist() == [True, False]
@@ -188,6 +195,7 @@ def _binary_ref(name, ref_fn, rx, ry, out_dt):
 
 
 @pytest.mark.parametrize("name", sorted(BINARY))
+@SWEEP
 @given(data=st.data())
 def test_binary(name, data):
     ref_fn, xr, yr, ints = BINARY[name]
@@ -211,6 +219,7 @@ def test_binary(name, data):
 
 
 @pytest.mark.parametrize("name", sorted(INT_ONLY))
+@SWEEP
 @given(data=st.data())
 def test_bitwise(name, data):
     x, rx, y, ry = _binary_case(data, name, INT_PAIRS, (0, 10), (0, 3))
@@ -223,6 +232,7 @@ def test_bitwise(name, data):
 
 
 @pytest.mark.parametrize("name", sorted(LOGICAL))
+@SWEEP
 @given(data=st.data())
 def test_logical(name, data):
     x, rx, y, ry = _binary_case(data, name, [("bool", "bool"), ("fp32", "bool"), ("int8", "fp16")],
@@ -232,6 +242,7 @@ def test_logical(name, data):
 
 @pytest.mark.parametrize("name", ["add", "subtract", "multiply", "divide", "maximum", "minimum",
                                   "pow", "less", "atan2"])
+@SWEEP
 @given(case=st.tuples(st.sampled_from(FLOATS + ("int16", "uint8")), shapes(),
                       st.sampled_from(LAYOUTS), st.integers(0, 2**32 - 1)),
        scalar=st.sampled_from([2, -1, 0.5, 2.5, True]), reflected=st.booleans())
@@ -263,6 +274,7 @@ def test_binary_with_python_scalar(name, case, scalar, reflected):
     _check_result(out, ref, out_dt)
 
 
+@SWEEP
 @given(data=st.data())
 def test_where(data):
     (sc, sa, sb), _ = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3,
@@ -279,11 +291,12 @@ def test_where(data):
     _check_result(out2, np.where(rc, ra, 1.5 if a.dtype.kind == "f" else 7), a.dtype)
 
 
-def test_where_needs_bool_condition():
+def test_where_needs_bool_condition(device):
     with pytest.raises(ts.DTypeError, match=r"\[where\] condition must be bool"):
         ts.where(ts.ones((2,)), 1.0, 2.0)
 
 
+@SWEEP
 @given(case=st.tuples(st.sampled_from(FLOATS + ("int8", "int32")), shapes(),
                       st.sampled_from(LAYOUTS), st.integers(0, 2**32 - 1)),
        lo=st.sampled_from([None, -1, -0.5]), hi=st.sampled_from([None, 1, 2.5]))
@@ -300,10 +313,10 @@ def test_clip(case, lo, hi):
 
 @pytest.mark.parametrize("src", FLOATS + INTS + ("bool", "fp8_e4m3", "fp8_e5m2"))
 @pytest.mark.parametrize("dst", FLOATS + INTS + ("bool", "fp8_e4m3", "fp8_e5m2"))
-def test_astype(src, dst):
+def test_astype(src, dst, device):
     rng = np.random.default_rng(0)
     a = values(rng, (3, 5), src, -3, 3)
-    x, rx = make(a, src, "transposed")
+    x, rx = make(a, src, "transposed", device=device)
     out = ts.astype(x, dst)
     assert out.dtype.name == dst and out.shape == x.shape
     sd = D.get_dtype(dst)
@@ -312,14 +325,14 @@ def test_astype(src, dst):
     np.testing.assert_array_equal(to_np64(out), to_np64(expect))
 
 
-def test_astype_same_dtype_copies_unless_told():
-    x = ts.ones((3,))
+def test_astype_same_dtype_copies_unless_told(device):
+    x = ts.ones((3,), device=device)
     y = ts.astype(x, "fp32")
-    assert y is not x and not np.shares_memory(y.data, x.data)
+    assert y is not x and not shares_memory(y, x)
     assert ts.astype(x, "fp32", copy=False) is x
 
 
-def test_bool_arithmetic_rules():
+def test_bool_arithmetic_rules(device):
     b = ts.asarray([True, False, True])
     assert (b + b).dtype is ts.bool_ and (b + b).tolist() == [True, False, True]
     assert (b * b).tolist() == [True, False, True]
@@ -328,7 +341,7 @@ def test_bool_arithmetic_rules():
     assert ts.maximum(b, ts.asarray([False, True, False])).tolist() == [True, True, True]
 
 
-def test_exp_of_int_is_fp32():
+def test_exp_of_int_is_fp32(device):
     out = ts.exp(ts.asarray([0, 1], dtype="int8"))
     assert out.dtype is ts.fp32
     assert_close(out, np.exp([0.0, 1.0]))
@@ -353,13 +366,15 @@ def _both_modes(fn, *args):
     return lazy, eager, was_lazy
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", LAZY_UNARY)
 @settings(max_examples=4)
 @given(shape=BIG_SHAPES, dtype=st.sampled_from(FLOATS), layout=st.sampled_from(LAYOUTS),
        seed=st.integers(0, 2**32 - 1))
-def test_unary_lazy_matches_eager(name, shape, dtype, layout, seed):
+def test_unary_lazy_matches_eager(name, shape, dtype, layout, seed, device):
     ref_fn, lo, hi, _ = UNARY[name]
-    x, rx = make(values(np.random.default_rng(seed), shape, dtype, lo, hi), dtype, layout)
+    x, rx = make(values(np.random.default_rng(seed), shape, dtype, lo, hi), dtype, layout,
+                 device=device)
     lazy, eager, was_lazy = _both_modes(getattr(ts, name), x)
     assert was_lazy, "a tensor of FUSE_MIN_SIZE elements should take the lazy path"
     out_dt = expected_unary_dtype(name, x.dtype)
@@ -373,39 +388,41 @@ def test_unary_lazy_matches_eager(name, shape, dtype, layout, seed):
         np.testing.assert_allclose(to_np64(lazy), to_np64(eager), rtol=r, atol=a)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", LAZY_BINARY)
 @settings(max_examples=5)
 @given(shape=BIG_SHAPES, pair=st.sampled_from(FLOAT_PAIRS + INT_PAIRS), layouts=st.tuples(
     st.sampled_from(LAYOUTS), st.sampled_from(LAYOUTS)), bcast=st.booleans(),
     seed=st.integers(0, 2**32 - 1))
-def test_binary_lazy_matches_eager(name, shape, pair, layouts, bcast, seed):
+def test_binary_lazy_matches_eager(name, shape, pair, layouts, bcast, seed, device):
     ref_fn, xr, yr, ints = BINARY[name]
     if name == "pow" or (not ints and pair in INT_PAIRS):
         pair = (pair[0], pair[0]) if pair[0] in FLOATS else ("fp32", "fp32")
     rng = np.random.default_rng(seed)
-    x, rx = make(values(rng, shape, pair[0], *xr), pair[0], layouts[0])
+    x, rx = make(values(rng, shape, pair[0], *xr), pair[0], layouts[0], device=device)
     yshape = (1,) * (len(shape) - 1) + shape[-1:] if bcast else shape
-    y, ry = make(values(rng, yshape, pair[1], *yr), pair[1], layouts[1])
+    y, ry = make(values(rng, yshape, pair[1], *yr), pair[1], layouts[1], device=device)
     lazy, eager, was_lazy = _both_modes(getattr(ts, name), x, y)
     assert was_lazy
     out_dt = expected_binary_dtype(name, x.dtype, y.dtype)
     if name in COMPARISONS:
         cdt = D.promote(x.dtype, y.dtype)
-        rx, ry = [to_np64(ts.asarray(r, dtype=cdt)) for r in (rx, ry)]
+        rx, ry = [to_np64(ts.asarray(r, dtype=cdt, device=device)) for r in (rx, ry)]
     ref = _binary_ref(name, ref_fn, rx, ry, out_dt)
     _check_result(lazy, ref, out_dt)
     _check_result(eager, ref, out_dt)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @settings(max_examples=6)
 @given(shape=BIG_SHAPES, dtype=st.sampled_from(FLOATS), layout=st.sampled_from(LAYOUTS),
        hold=st.booleans(), seed=st.integers(0, 2**32 - 1))
-def test_fused_chain_matches_eager(shape, dtype, layout, hold, seed):
+def test_fused_chain_matches_eager(shape, dtype, layout, hold, seed, device):
     """A chain of elementwise ops with a reduction, some intermediates held by
     the user (they become extra outputs of the fused kernel)."""
     rng = np.random.default_rng(seed)
-    x, rx = make(values(rng, shape, dtype, 0.1, 2), dtype, layout)
-    y, ry = make(values(rng, shape[-1:], dtype, -1, 1), dtype)
+    x, rx = make(values(rng, shape, dtype, 0.1, 2), dtype, layout, device=device)
+    y, ry = make(values(rng, shape[-1:], dtype, -1, 1), dtype, device=device)
 
     def chain(x, y):
         a = ts.exp(x) * y
@@ -434,10 +451,10 @@ def test_fused_chain_matches_eager(shape, dtype, layout, hold, seed):
 
 @pytest.mark.parametrize("name", ["sum", "max", "min", "prod"])
 @pytest.mark.parametrize("axis", [None, 0, -1, (0, 1)])
-def test_fused_reduction_matches_eager(name, axis):
+def test_fused_reduction_matches_eager(name, axis, device):
     rng = np.random.default_rng(1)
     a = rng.uniform(0.9, 1.1, (64, 40, 16))
-    x = ts.asarray(a, dtype="fp32")
+    x = ts.asarray(a, dtype="fp32", device=device)
     fn = getattr(ts, name)
     with fusion_mode("default"):
         lz = fn(x * 1.0001, axis=axis)
@@ -453,11 +470,11 @@ def test_fused_reduction_matches_eager(name, axis):
     np.testing.assert_allclose(to_np64(eg), ref, rtol=rtol)
 
 
-def test_lazy_values_are_consistent_after_inplace_write():
+def test_lazy_values_are_consistent_after_inplace_write(device):
     """A pending group that reads a buffer is computed before the buffer is
     written in place (the result must reflect the old value)."""
     a = np.linspace(0, 1, FUSE_MIN)
-    x = ts.asarray(a.copy(), dtype="fp64")
+    x = ts.asarray(a.copy(), dtype="fp64", device=device)
     with fusion_mode("default"):
         y = x * 2.0
         assert y.is_lazy
@@ -494,3 +511,35 @@ def test_binary_on_device(device, name, pair):
     if name in COMPARISONS:
         rx, ry = [to_np64(ts.asarray(r, dtype=D.promote(x.dtype, y.dtype))) for r in (rx, ry)]
     _check_result(out.to("cpu"), _binary_ref(name, ref_fn, rx, ry, out_dt), out_dt)
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])
+def test_where_clip_scalars_bitwise_logical_on_device(device, dtype):
+    """The sweeps' other families (where, clip, Python scalars, bitwise, logical) once each
+    per device, on a strided view."""
+    rng = np.random.default_rng(0)
+    x, rx = make(values(rng, (5, 8), dtype, -3, 3), dtype, "strided", device=device)
+    c, rc = make(values(rng, (8,), "bool"), "bool", device=device)
+    fill = 1.5 if x.dtype.kind == "f" else 7
+    _check_result(ts.where(c, x, fill), np.where(rc, rx, fill), x.dtype)
+    ref = np.clip(rx, -1, 2.5)
+    _check_result(ts.clip(x, -1, 2.5), ref.astype(np.int64) if x.dtype.kind in "iu" else ref,
+                  x.dtype)
+    for name, scalar, reflected in [("add", 2, False), ("multiply", 0.5, True),
+                                    ("maximum", True, False), ("less", 2.5, True)]:
+        out = getattr(ts, name)(*((scalar, x) if reflected else (x, scalar)))
+        d = D.scalar_result(x.dtype, scalar)
+        out_dt = expected_binary_dtype(name, d, d)
+        nargs = (scalar, rx) if reflected else (rx, scalar)
+        if out_dt.kind in "iu":
+            want = BINARY[name][0](*(np.asarray(a).astype(out_dt.np_storage) for a in nargs))
+        else:
+            want = BINARY[name][0](*(np.asarray(a, dtype=np.float64) for a in nargs))
+        _check_result(out, want, out_dt)
+    for name, fn in LOGICAL.items():
+        _check_result(getattr(ts, name)(x, c), fn(rx != 0, rc), D.bool_)
+    if dtype == "int8":
+        y, ry = make(values(rng, (8,), "int8", 0, 3), "int8", device=device)
+        for name, fn in INT_ONLY.items():
+            _check_result(getattr(ts, name)(x, y), fn(rx.astype(np.int8), ry.astype(np.int8)),
+                          x.dtype)
