@@ -210,7 +210,7 @@ class Recorder:
         oid = self._add_op(name, operands, sid, site, {}, "ew")
         from ..ops.elementwise import OPS
         key = tuple(a.dtype if type(a) is Tensor else type(a) for a in args)
-        out_dt, in_dt = OPS[name].cache[key]
+        out_dt, in_dt, _ = OPS[name].cache[key]  # (out, in, fusable): see elementwise.apply
         argspec = [(o, a.dtype) if type(a) is Tensor else ("scalar", a)
                    for o, a in zip(operands, args)]
         info = dict(self._sched(), name=name, args=argspec, in_dt=in_dt, out_dt=out_dt,

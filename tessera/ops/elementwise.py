@@ -20,6 +20,7 @@ from .._config import STATE
 from ..device import CPU as _CPU
 from ..autograd.engine import _origin, record
 from ..errors import DTypeError
+from ..fusion.ir import DTYPES as _IR_DTYPES, OPS as _IR_OPS
 from ..tensor import Tensor, _new
 from ._dispatch import _SCALARS, broadcast_shapes, same_device, to_tensor
 from ._ew_fast import BSHAPES, add_plan, fast_binary, fast_unary, fast_where
@@ -125,8 +126,9 @@ def apply(op, args):
     key = tuple([a.dtype if type(a) is Tensor else type(a) for a in args])  # listcomp: 2x a genexpr
     dts = op.cache.get(key)
     if dts is None:
-        dts = op.cache[key] = _rule_for(op, args)
-    out_dt, in_dt = dts
+        out_dt, in_dt = _rule_for(op, args)
+        dts = op.cache[key] = out_dt, in_dt, _fusable(op, key, in_dt, out_dt)
+    out_dt, in_dt, fusable = dts
     if len(tensors) != len(args) and in_dt is not None and in_dt.kind in "iu":
         _check_int_scalars(op.name, args, in_dt)
     if len(tensors) == 1:
@@ -155,9 +157,8 @@ def apply(op, args):
     n = 1
     for d in shape:
         n *= d
-    if (n >= backend.FUSE_MIN_SIZE or STATE.fusion_mode == "aggressive" and _any_pending(args)) \
-            and STATE.fusion_mode != "none" and out_dt.kind != "c" \
-            and (in_dt is None or in_dt.kind != "c"):  # the fusion IR has no complex type
+    if fusable and (n >= backend.FUSE_MIN_SIZE or STATE.fusion_mode == "aggressive"
+                    and _any_pending(args)) and STATE.fusion_mode != "none":
         from ..fusion.lazy import lazy_elementwise
         out = lazy_elementwise(op.name, args, in_dt, out_dt, shape, dev, None)
     else:
@@ -192,6 +193,23 @@ def apply(op, args):
         for s in sinks:
             s("op", (op.name, args, out))
     return out
+
+
+def _fusable(op, key, in_dt, out_dt):
+    """Whether the fusion IR can compute this call, asked of the IR's own tables (its ops,
+    the dtype kinds each accepts, its dtypes) for every operand, the promoted dtype and the
+    result. What it lacks (complex operands, isnan of an int, floor of a bool) would
+    otherwise fail inside the group at realization, far from the call; it runs eagerly."""
+    info = _IR_OPS.get(op.name)
+    if info is None or out_dt.name not in _IR_DTYPES:
+        return False
+    if in_dt is not None:
+        if in_dt.name not in _IR_DTYPES or _IR_DTYPES[in_dt.name].kind not in info.kinds:
+            return False
+        if out_dt is not {"same": in_dt, "bool": _bool}.get(info.result, out_dt):
+            return False
+    # operand dtypes (scalars are typed by the key and become consts of in_dt)
+    return all(k.name in _IR_DTYPES for k in key if isinstance(k, _dt.DType))
 
 
 def _any_pending(args):

@@ -1,0 +1,63 @@
+"""The decisions `ops.elementwise.apply` makes before computing: which calls the lazy
+fusion path may take (TRIAGE 2026-12-04 A7).
+
+On CUDA every elementwise op is lazy (FUSE_MIN_SIZE = 1); on the CPU from FUSE_MIN
+elements up, so the values tests run at that size on every device.
+"""
+import numpy as np
+import pytest
+
+import tessera as ts
+from tessera import dtypes as D
+from tessera.errors import DTypeError
+from tessera.fusion import ir
+from tessera.ops import elementwise as ew
+
+from core_strategies import FUSE_MIN
+
+ALL = [d for d in D.ALL_DTYPES]
+
+
+def _ir_accepts(op, operand_dts, in_dt, out_dt):
+    """Whether the fusion IR builds this call's node as `fusion.execute.build_ir` would:
+    an input per operand, cast to the promoted dtype, then the op node."""
+    try:
+        srcs = []
+        for k, d in enumerate(operand_dts):
+            n = ir.inp(k, d.name)
+            want = "bool" if op == "where" and k == 0 else in_dt.name
+            srcs.append(n if n.dtype == want else ir.Node("cast", want, (n,), None))
+        ir.Node(op, out_dt.name, tuple(srcs), None)
+        return True
+    except (TypeError, ValueError, KeyError):
+        return False
+
+
+@pytest.mark.cpu_only("compares two tables (the dtype rules and the fusion IR); computes nothing")
+@pytest.mark.parametrize("name", sorted(ew.OPS))
+def test_fusable_is_what_the_fusion_ir_accepts(name):
+    op = ew.OPS[name]
+    for dt in ALL:
+        dts = (D.bool_, dt, dt) if name == "where" else (dt,) * op.arity
+        args = [ts.zeros((1,), dtype=d) for d in dts]
+        try:
+            out_dt, in_dt = ew._rule_for(op, args)
+        except DTypeError:
+            continue  # refused at the call on every path
+        got = ew._fusable(op, dts, in_dt, out_dt)
+        assert got == _ir_accepts(name, dts, in_dt, out_dt), (name, dt.name, got)
+
+
+@pytest.mark.parametrize("name, dtype", [("isnan", "int32"), ("isinf", "bool"), ("floor", "bool"),
+                                         ("logical_not", "complex64"), ("isfinite", "uint8")])
+def test_ops_the_fusion_ir_lacks_run_eagerly(device, name, dtype):
+    xn = (np.arange(FUSE_MIN + 3) % 3).astype(dtype)
+    got = getattr(ts, name)(ts.asarray(xn, device=device)).numpy()
+    np.testing.assert_array_equal(got, getattr(np, name)(xn))
+
+
+def test_complex_operands_of_a_bool_op_run_eagerly(device):
+    # logical_and's promoted and result dtypes are both bool: only the operands are complex
+    xn = (np.arange(FUSE_MIN + 3) % 3).astype(np.complex64)
+    x = ts.asarray(xn, device=device)
+    np.testing.assert_array_equal(ts.logical_and(x, x).numpy(), np.logical_and(xn, xn))
