@@ -14,6 +14,7 @@ elsewhere they are deferred into the fusion buffer (`tessera.fusion.lazy`).
 from __future__ import annotations
 
 import cmath as _cmath
+import math as _math
 
 from .. import dtypes as _dt
 from .._config import STATE
@@ -431,9 +432,13 @@ def _pow_vjp(g, x, y, o):
             gy = g * o * log(x) if x != 0 else g * 0
     elif type(y) is Tensor:
         # d/dy x**y = x**y log x; defined as 0 where x == 0 (the limit from the right
-        # for y > 0), as PyTorch does, instead of a NaN from 0 * log(0).
-        safe = where(x > 0, x, 1)
-        gy = g * o * log(safe)
+        # for y > 0), as PyTorch does, instead of a NaN from 0 * log(0). A Python-scalar
+        # base (rpow) takes its log in Python: an op on scalars alone would build its
+        # tensor on the default device, not on g's.
+        if type(x) is Tensor:
+            gy = g * o * log(where(x > 0, x, 1))
+        else:
+            gy = g * o * (_math.log(x) if x > 0 else 0.0)
     return gx, gy
 
 

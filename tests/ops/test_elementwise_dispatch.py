@@ -1,5 +1,6 @@
 """The decisions `ops.elementwise.apply` makes before computing: which calls the lazy
-fusion path may take (TRIAGE 2026-12-04 A7).
+fusion path may take (TRIAGE 2026-12-04 A7); where the tensors an adjoint builds from
+Python scalars live (A8).
 
 On CUDA every elementwise op is lazy (FUSE_MIN_SIZE = 1); on the CPU from FUSE_MIN
 elements up, so the values tests run at that size on every device.
@@ -61,3 +62,26 @@ def test_complex_operands_of_a_bool_op_run_eagerly(device):
     xn = (np.arange(FUSE_MIN + 3) % 3).astype(np.complex64)
     x = ts.asarray(xn, device=device)
     np.testing.assert_array_equal(ts.logical_and(x, x).numpy(), np.logical_and(xn, xn))
+
+
+@pytest.fixture
+def foreign_default(monkeypatch):
+    """The default device set to one no test tensor is on (a GPU host's default is cuda:0
+    while a test's tensors may be on the CPU): a "cuda"-typed device on the NumPy backend."""
+    from tessera import device as devmod
+    from tessera.backend.cpu import CPUBackend
+    from tessera.device import Device
+    dev = object.__new__(Device)
+    dev.type, dev.index, dev._str, dev._backend = "cuda", 98, "cuda:98 (stand-in)", CPUBackend()
+    monkeypatch.setattr(devmod, "_default", dev)
+    return dev
+
+
+@pytest.mark.parametrize("base", [2.0, 0.5, 0.0, -1.5])
+def test_rpow_scalar_gradient_stays_on_the_operand_device(device, foreign_default, base):
+    xn = np.array([1.0, 2.0, 3.0]) if base <= 0 else np.array([-1.0, 0.5, 2.0])
+    x = ts.asarray(xn, dtype="fp64", device=device, requires_grad=True)
+    (base ** x).sum().backward()
+    assert x.grad.device == x.device
+    ref = base ** xn * (np.log(base) if base > 0 else 0.0)  # 0 where log is undefined (PyTorch)
+    np.testing.assert_allclose(x.grad.numpy(), ref, rtol=1e-12)
