@@ -24,6 +24,15 @@ def _gpu_available():
 # for hypothesis tests, which cannot take the function-scoped `device` fixture.
 DEVICES = ["cpu"] + (["cuda"] if _gpu_available() else [])
 
+
+def per_device(values, subset):
+    """Parameters (value, device) for a sweep parametrized by op name: every value on the
+    CPU, the representative `subset` on each other device too (so a slow sweep does not run
+    twice in full): `@pytest.mark.parametrize("name, device", per_device(NAMES, {...}))`."""
+    missing = set(subset) - set(values)
+    assert not missing, f"per_device: {sorted(missing)} not among the values"
+    return [(v, d) for d in DEVICES for v in values if d == "cpu" or v in subset]
+
 # (rtol, atol) per dtype: the error a correctly rounded op may show against a
 # float64 reference, with headroom for a few chained roundings.
 TOL = {

@@ -9,7 +9,7 @@ from hypothesis.extra import numpy as hnp
 
 import tessera as ts
 from tessera.autograd.engine import grad
-from helpers import check_grad
+from helpers import DEVICES, check_grad, per_device
 from core_strategies import shapes
 
 SEED = st.integers(0, 2**32 - 1)
@@ -46,12 +46,15 @@ SMOOTH_UNARY = ["square", "reciprocal", "sqrt", "rsqrt", "exp", "exp2", "expm1",
                 "rpow_scalar", "rdiv_scalar"]
 
 
-@pytest.mark.parametrize("name", sorted(UNARY))
+# The per-op hypothesis sweeps run in full on the CPU and for a representative subset of ops
+# on each other device (helpers.per_device).
+@pytest.mark.parametrize("name, device", per_device(sorted(UNARY), {
+    "exp", "log", "sqrt", "tanh", "sigmoid", "abs", "clip", "pow_scalar", "round"}))
 @given(shape=shapes(max_side=4), seed=SEED)
-def test_unary_grad(name, shape, seed):
+def test_unary_grad(name, device, shape, seed):
     fn, lo, hi = UNARY[name]
     rng = np.random.default_rng(seed)
-    check_grad(fn, _u(rng, shape, lo, hi), seed=seed)
+    check_grad(fn, _u(rng, shape, lo, hi), seed=seed, device=device)
 
 
 # name -> (function, x range, y range)
@@ -69,9 +72,10 @@ BINARY = {
 SMOOTH_BINARY = ["multiply", "divide", "pow", "atan2", "hypot", "logaddexp"]
 
 
-@pytest.mark.parametrize("name", sorted(BINARY))
+@pytest.mark.parametrize("name, device", per_device(sorted(BINARY), {
+    "add", "multiply", "divide", "pow", "maximum", "atan2", "matmul_outer"}))
 @given(data=st.data(), seed=SEED)
-def test_binary_grad_broadcasting(name, data, seed):
+def test_binary_grad_broadcasting(name, device, data, seed):
     fn, xr, yr = BINARY[name]
     if name == "matmul_outer":
         sa, sb = (data.draw(st.integers(1, 4)),), (data.draw(st.integers(1, 4)),)
@@ -79,18 +83,19 @@ def test_binary_grad_broadcasting(name, data, seed):
         (sa, sb), _ = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=3,
                                                                   max_side=3))
     rng = np.random.default_rng(seed)
-    check_grad(fn, _u(rng, sa, *xr), _u(rng, sb, *yr), seed=seed)
+    check_grad(fn, _u(rng, sa, *xr), _u(rng, sb, *yr), seed=seed, device=device)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @given(data=st.data(), seed=SEED)
-def test_where_grad(data, seed):
+def test_where_grad(data, seed, device):
     (sc, sa, sb), _ = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3,
                                                                   max_side=3))
     rng = np.random.default_rng(seed)
-    cond = ts.asarray(rng.random(sc) < 0.5)
+    cond = ts.asarray(rng.random(sc) < 0.5, device=device)
     check_grad(lambda a, b: ts.where(cond, a, b), _u(rng, sa, -2, 2), _u(rng, sb, -2, 2),
-               seed=seed)
-    check_grad(lambda a: ts.where(cond, a, 0.5), _u(rng, sa, -2, 2), seed=seed)
+               seed=seed, device=device)
+    check_grad(lambda a: ts.where(cond, a, 0.5), _u(rng, sa, -2, 2), seed=seed, device=device)
 
 
 @st.composite
@@ -117,9 +122,10 @@ REDUCTIONS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(REDUCTIONS))
+@pytest.mark.parametrize("name, device", per_device(sorted(REDUCTIONS), {
+    "sum", "mean", "prod_signed", "var", "max", "logsumexp"}))
 @given(case=axis_case(), seed=SEED)
-def test_reduction_grad(name, case, seed):
+def test_reduction_grad(name, device, case, seed):
     shape, axis, keepdims = case
     fn, lo, hi = REDUCTIONS[name]
     n = int(np.prod([shape[a] for a in (range(len(shape)) if axis is None else
@@ -129,18 +135,19 @@ def test_reduction_grad(name, case, seed):
     if name == "std" and n < 2:
         return  # std of one element is 0: not differentiable there
     rng = np.random.default_rng(seed)
-    check_grad(lambda x: fn(x, axis, keepdims), _u(rng, shape, lo, hi), seed=seed)
+    check_grad(lambda x: fn(x, axis, keepdims), _u(rng, shape, lo, hi), seed=seed, device=device)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @given(shape=shapes(min_dims=1, max_side=4), seed=SEED, include=st.booleans(), data=st.data())
-def test_cumulative_sum_grad(shape, seed, include, data):
+def test_cumulative_sum_grad(shape, seed, include, data, device):
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
     rng = np.random.default_rng(seed)
     check_grad(lambda x: ts.cumulative_sum(x, axis=axis, include_initial=include),
-               _u(rng, shape, -2, 2), seed=seed)
+               _u(rng, shape, -2, 2), seed=seed, device=device)
 
 
-def test_prod_grad_with_zeros():
+def test_prod_grad_with_zeros(device):
     # one zero in a slice: only it gets a gradient (the product of the others)
     a = np.array([[2.0, 0.0, 3.0], [0.0, 0.0, 5.0], [1.0, 2.0, 4.0]])
     x = ts.asarray(a, dtype="fp64", requires_grad=True)
@@ -148,7 +155,7 @@ def test_prod_grad_with_zeros():
     np.testing.assert_allclose(x.grad.numpy(), [[0, 6, 0], [0, 0, 0], [8, 4, 2]])
 
 
-def test_max_grad_splits_ties():
+def test_max_grad_splits_ties(device):
     x = ts.asarray([1.0, 3.0, 3.0, 2.0], dtype="fp64", requires_grad=True)
     ts.max(x).backward()
     np.testing.assert_allclose(x.grad.numpy(), [0, 0.5, 0.5, 0])
@@ -159,20 +166,20 @@ def test_max_grad_splits_ties():
     np.testing.assert_allclose(z.grad.numpy(), [0.5, 0.0])
 
 
-def test_std_grad_of_constant_slice_is_zero():
+def test_std_grad_of_constant_slice_is_zero(device):
     # sqrt's adjoint at 0 is 0 * inf = NaN; PyTorch (and tessera) give 0
     x = ts.asarray(np.ones((3, 2)), dtype="fp64", requires_grad=True)
     ts.sum(ts.std(x, axis=0)).backward()
     assert x.grad.tolist() == [[0.0, 0.0]] * 3
 
 
-def test_abs_grad_at_zero_is_zero():
+def test_abs_grad_at_zero_is_zero(device):
     x = ts.asarray([0.0, -1.0], dtype="fp64", requires_grad=True)
     ts.sum(ts.abs(x)).backward()
     assert x.grad.tolist() == [0.0, -1.0]
 
 
-def test_pow_grad_at_zero_base():
+def test_pow_grad_at_zero_base(device):
     x = ts.asarray([0.0, 2.0], dtype="fp64", requires_grad=True)
     y = ts.asarray([2.0, 3.0], dtype="fp64", requires_grad=True)
     ts.sum(ts.pow(x, y)).backward()
@@ -191,7 +198,8 @@ MOVEMENT = {
     "expand_dims": (lambda x: ts.expand_dims(x, 1), (2, 3)),
     "squeeze": (lambda x: ts.squeeze(x, 1), (2, 1, 3)),
     "broadcast_to": (lambda x: ts.broadcast_to(x, (4, 2, 3)), (2, 1)),
-    "broadcast_arrays": (lambda x: ts.broadcast_arrays(x, ts.ones((3, 1, 2)))[0], (1, 2)),
+    "broadcast_arrays": (lambda x: ts.broadcast_arrays(x, ts.ones((3, 1, 2), device=x.device))[0],
+                         (1, 2)),
     "flip": (lambda x: ts.flip(x, axis=(0, 2)), (2, 3, 4)),
     "roll": (lambda x: ts.roll(x, 2, axis=1), (2, 3, 4)),
     "roll_flat": (lambda x: ts.roll(x, -5), (2, 3, 4)),
@@ -199,12 +207,13 @@ MOVEMENT = {
     "contiguous_of_T": (lambda x: ts.contiguous(x.mT), (2, 3)),
     "getitem_basic": (lambda x: x[1:, None, ::-2, 1], (3, 5, 2)),
     "getitem_int": (lambda x: x[-1, 2], (3, 5, 2)),
-    "getitem_repeated": (lambda x: x[ts.asarray([0, 2, 0, 0])], (3, 5)),
-    "getitem_mixed": (lambda x: x[:, ts.asarray([[1, 1], [4, 0]])], (3, 5)),
-    "getitem_mask": (lambda x: x[ts.asarray([True, False, True])], (3, 5)),
-    "take": (lambda x: ts.take(x, ts.asarray([2, 2, 0]), axis=1), (2, 3)),
+    "getitem_repeated": (lambda x: x[ts.asarray([0, 2, 0, 0], device=x.device)], (3, 5)),
+    "getitem_mixed": (lambda x: x[:, ts.asarray([[1, 1], [4, 0]], device=x.device)], (3, 5)),
+    "getitem_mask": (lambda x: x[ts.asarray([True, False, True], device=x.device)], (3, 5)),
+    "take": (lambda x: ts.take(x, ts.asarray([2, 2, 0], device=x.device), axis=1), (2, 3)),
     "index_put": (lambda x: ts.index_put(x, (slice(None), 1), 0.0), (3, 4)),
-    "index_add_scalar": (lambda x: ts.index_add(x, ts.asarray([0, 0]), 1.0), (3, 4)),
+    "index_add_scalar": (lambda x: ts.index_add(x, ts.asarray([0, 0], device=x.device), 1.0),
+                         (3, 4)),
     "tril": (lambda x: ts.tril(x, 0), (3, 4)),
     "triu": (lambda x: ts.triu(x, 1), (2, 3, 4)),
     "matrix_transpose": (ts.matrix_transpose, (2, 3, 4)),
@@ -212,30 +221,30 @@ MOVEMENT = {
 
 
 @pytest.mark.parametrize("name", sorted(MOVEMENT))
-def test_movement_and_indexing_grad(name):
+def test_movement_and_indexing_grad(name, device):
     fn, shape = MOVEMENT[name]
     for seed in range(3):
-        check_grad(fn, np.random.default_rng(seed).uniform(-2, 2, shape), seed=seed)
+        check_grad(fn, np.random.default_rng(seed).uniform(-2, 2, shape), seed=seed, device=device)
 
 
-def test_index_add_and_put_grads_wrt_values():
+def test_index_add_and_put_grads_wrt_values(device):
     rng = np.random.default_rng(0)
-    idx = ts.asarray([0, 2, 0])
+    idx = ts.asarray([0, 2, 0], device=device)
     check_grad(lambda x, v: ts.index_add(x, idx, v), rng.uniform(-1, 1, (3, 4)),
-               rng.uniform(-1, 1, (3, 4)))
-    check_grad(lambda x, v: ts.index_put(x, (slice(None), ts.asarray([1, 3])), v),
-               rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, (3, 2)))
+               rng.uniform(-1, 1, (3, 4)), device=device)
+    check_grad(lambda x, v: ts.index_put(x, (slice(None), ts.asarray([1, 3], device=device)), v),
+               rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, (3, 2)), device=device)
 
 
-def test_setitem_on_non_leaf_grad():
+def test_setitem_on_non_leaf_grad(device):
     rng = np.random.default_rng(0)
 
     def f(x, v):
         y = x * 2.0
         y[1:3] = v * 3.0          # overwrites part of y: x gets no gradient there
-        y[0, ts.asarray([0, 2])] = ts.exp(v[0, :2])
+        y[0, ts.asarray([0, 2], device=device)] = ts.exp(v[0, :2])
         return y * y
-    check_grad(f, rng.uniform(-1, 1, (4, 3)), rng.uniform(-1, 1, (2, 3)))
+    check_grad(f, rng.uniform(-1, 1, (4, 3)), rng.uniform(-1, 1, (2, 3)), device=device)
 
 
 @st.composite
@@ -249,14 +258,15 @@ def matmul_shapes(draw):
     return sa, sb
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @given(shapes_=matmul_shapes(), seed=SEED)
-def test_matmul_grad(shapes_, seed):
+def test_matmul_grad(shapes_, seed, device):
     sa, sb = shapes_
     rng = np.random.default_rng(seed)
-    check_grad(ts.matmul, _u(rng, sa, -2, 2), _u(rng, sb, -2, 2), seed=seed)
+    check_grad(ts.matmul, _u(rng, sa, -2, 2), _u(rng, sb, -2, 2), seed=seed, device=device)
 
 
-def test_linalg_composites_grad():
+def test_linalg_composites_grad(device):
     rng = np.random.default_rng(0)
     check_grad(lambda a, b: ts.tensordot(a, b, axes=2), rng.uniform(-1, 1, (2, 3, 4)),
                rng.uniform(-1, 1, (3, 4, 2)))
@@ -281,25 +291,28 @@ def grad_of(f):
     return g
 
 
-@pytest.mark.parametrize("name", SMOOTH_UNARY)
+@pytest.mark.parametrize("name, device", per_device(SMOOTH_UNARY, {
+    "exp", "log", "sqrt", "tanh", "sigmoid", "erf", "rdiv_scalar"}))
 @given(shape=shapes(max_dims=2, max_side=3), seed=SEED)
-def test_unary_grad_of_grad(name, shape, seed):
+def test_unary_grad_of_grad(name, device, shape, seed):
     fn, lo, hi = UNARY[name]
     rng = np.random.default_rng(seed)
-    check_grad(grad_of(fn), _u(rng, shape, lo, hi), seed=seed, rtol=1e-4, atol=1e-6)
+    check_grad(grad_of(fn), _u(rng, shape, lo, hi), seed=seed, rtol=1e-4, atol=1e-6,
+               device=device)
 
 
-@pytest.mark.parametrize("name", SMOOTH_BINARY)
+@pytest.mark.parametrize("name, device", per_device(SMOOTH_BINARY, {"multiply", "divide", "pow"}))
 @given(data=st.data(), seed=SEED)
-def test_binary_grad_of_grad(name, data, seed):
+def test_binary_grad_of_grad(name, device, data, seed):
     fn, xr, yr = BINARY[name]
     (sa, sb), _ = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=2,
                                                               max_side=3))
     rng = np.random.default_rng(seed)
     a, b = _u(rng, sa, *xr), _u(rng, sb, *yr)
     # d/dx of the gradient wrt x, and the mixed term d/dy of the gradient wrt x
-    check_grad(grad_of(fn), a, b, seed=seed, rtol=1e-4, atol=1e-6)
-    check_grad(grad_of(lambda y, x: fn(x, y)), b, a, seed=seed, rtol=1e-4, atol=1e-6)
+    check_grad(grad_of(fn), a, b, seed=seed, rtol=1e-4, atol=1e-6, device=device)
+    check_grad(grad_of(lambda y, x: fn(x, y)), b, a, seed=seed, rtol=1e-4, atol=1e-6,
+               device=device)
 
 
 @pytest.mark.parametrize("name,fn,shape", [
@@ -309,16 +322,16 @@ def test_binary_grad_of_grad(name, data, seed):
     ("mean_of_square", lambda x: ts.mean(x * x, axis=1, keepdims=True), (2, 3)),
     ("prod", lambda x: ts.prod(x, axis=1), (2, 3)),
     ("matmul_self", lambda x: ts.matmul(x, x.mT), (3, 2)),
-    ("getitem", lambda x: ts.exp(x[ts.asarray([0, 0, 1])]), (2, 3)),
+    ("getitem", lambda x: ts.exp(x[ts.asarray([0, 0, 1], device=x.device)]), (2, 3)),
     ("cumulative_sum", lambda x: ts.cumulative_sum(x * x, axis=1), (2, 3)),
 ])
-def test_composite_grad_of_grad(name, fn, shape):
+def test_composite_grad_of_grad(name, fn, shape, device):
     for seed in range(2):
         a = np.random.default_rng(seed).uniform(0.5, 1.5, shape)
-        check_grad(grad_of(fn), a, seed=seed, rtol=1e-4, atol=1e-6)
+        check_grad(grad_of(fn), a, seed=seed, rtol=1e-4, atol=1e-6, device=device)
 
 
-def test_third_derivative():
+def test_third_derivative(device):
     x = ts.asarray([0.3, -0.7], dtype="fp64", requires_grad=True)
     g1 = grad(ts.sum(ts.sin(x)), x, create_graph=True)
     g2 = grad(ts.sum(g1), x, create_graph=True)
