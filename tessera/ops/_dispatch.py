@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import operator
 
+import numpy as np
+
 from .. import dtypes as _dt
 from .._config import STATE
 from ..autograd.engine import record
@@ -16,6 +18,7 @@ from ..errors import DeviceError, DTypeError, ShapeError, fmt_shapes_aligned
 from ..tensor import Tensor, _new
 
 _SCALARS = (bool, int, float, complex)
+_VALUES = _SCALARS + (np.generic,)  # what to_tensor puts on any device: a scalar, not host data
 _BCAST = {}
 
 
@@ -61,16 +64,20 @@ def same_device(op, *tensors):
 
 
 def to_tensor(op, x, device=None, dtype=None):
-    """A tensor argument from a Tensor, NumPy array, list or scalar. Host data is
-    accepted only for a CPU op: putting it on a GPU would be a hidden copy."""
+    """A tensor argument from a Tensor, NumPy array, list or scalar. Host data (arrays,
+    lists) is accepted only for a CPU op: putting it on a GPU would be a hidden copy. A
+    NumPy scalar is a value, as a Python scalar is, and goes to the op's device (a strong
+    0-d tensor, as NEP 50 types it). What is no tensor data at all (a str, an object())
+    raises the error it raises on the CPU: the error type never depends on the device."""
     if type(x) is Tensor:
         return x
     from .creation import asarray
-    from ..device import get_device
+    from ..device import CPU, get_device
     dev = get_device(device) if device is not None else None
-    if dev is not None and dev.type != "cpu" and not isinstance(x, _SCALARS):
-        mod = type(x).__module__.split(".")[0]
-        if mod != "cupy":
+    if dev is not None and dev.type != "cpu" and not isinstance(x, _VALUES):
+        if type(x).__module__.split(".")[0] != "cupy":
+            if not isinstance(x, np.ndarray):
+                asarray(x, dtype=dtype, device=CPU)  # raises for what no device could take
             raise DeviceError(f"[{op}] got host data ({type(x).__name__}) for an op on {dev}; "
                               f"convert it with tessera.asarray(x, device='{dev}') first")
     return asarray(x, dtype=dtype, device=dev)

@@ -1,6 +1,7 @@
 """The decisions `ops.elementwise.apply` makes before computing: which calls the lazy
 fusion path may take (TRIAGE 2026-12-04 A7); where the tensors an adjoint builds from
-Python scalars live (A8).
+Python scalars live (A8); what NumPy scalars and unconvertible operands become on a GPU
+(A17: the error type must not depend on the device).
 
 On CUDA every elementwise op is lazy (FUSE_MIN_SIZE = 1); on the CPU from FUSE_MIN
 elements up, so the values tests run at that size on every device.
@@ -85,3 +86,38 @@ def test_rpow_scalar_gradient_stays_on_the_operand_device(device, foreign_defaul
     assert x.grad.device == x.device
     ref = base ** xn * (np.log(base) if base > 0 else 0.0)  # 0 where log is undefined (PyTorch)
     np.testing.assert_allclose(x.grad.numpy(), ref, rtol=1e-12)
+
+
+def _devices(device, stand_in):
+    # the test's device, and a "cuda"-typed one that runs anywhere (the host-data check
+    # keys on the device type)
+    return [ts.asarray(np.zeros(0), device=device).device, stand_in]
+
+
+@pytest.mark.parametrize("scalar, dtype", [(np.float32(2.0), "fp32"), (np.float16(2.0), "fp16"),
+                                           (np.int8(2), "fp16"), (np.bool_(True), "fp16"),
+                                           (np.float64(2.0), "fp16")])
+def test_numpy_scalars_are_values_on_every_device(device, foreign_default, scalar, dtype):
+    for dev in _devices(device, foreign_default):
+        x = ts.asarray([1.0, 2.0], dtype="fp16", device=dev)
+        out = x * scalar
+        assert out.device is dev and out.dtype.name == dtype, (dev, out.dtype)
+        np.testing.assert_array_equal(out.numpy(), np.array([1.0, 2.0]) * float(scalar))
+
+
+@pytest.mark.parametrize("bad", ["a", object(), ["a"], b"x"], ids=["str", "object", "list-str", "bytes"])
+def test_unconvertible_operand_raises_the_cpu_error_on_every_device(device, foreign_default, bad):
+    errors = []
+    for dev in _devices(device, foreign_default):
+        with pytest.raises(TypeError) as e:
+            ts.ones(3, device=dev) * bad
+        errors.append(type(e.value))
+    assert errors[0] is errors[1] and issubclass(errors[0], DTypeError), errors
+
+
+def test_host_arrays_are_still_refused_on_a_gpu(foreign_default):
+    from tessera.errors import DeviceError
+    x = ts.ones(3, device=foreign_default)
+    for host in (np.ones(3), [1.0, 2.0, 3.0]):
+        with pytest.raises(DeviceError, match=r"^\[multiply\] got host data"):
+            x * host
