@@ -24,19 +24,34 @@ class DType:
     'f' float, 'c' complex) and a size. Compared by identity: one object per dtype."""
 
     __slots__ = ("name", "kind", "itemsize", "np_storage", "cuda_storage", "bits", "aliases",
-                 "is_differentiable")
+                 "is_differentiable", "ctype", "storage", "compute", "short", "numpy",
+                 "load", "store", "rnd")
 
-    def __init__(self, name, kind, itemsize, np_storage, cuda_storage, aliases=()):
+    def __init__(self, name, kind, itemsize, np_storage, cuda_storage, aliases=(), kernel=None,
+                 codec=(None, None, None)):
         self.name = name
         self.kind = kind
         self.itemsize = itemsize
         self.bits = itemsize * 8
         self.np_storage = np.dtype(np_storage) if np_storage is not None else None
-        # CuPy has no bf16/fp8: those are stored as unsigned words of the same width.
+        # The words a CuPy without the type stores it in (bf16: uint16; fp8 always
+        # uint8, CuPy has no fp8). The CUDA backend stores bf16 natively where the
+        # installed CuPy has bfloat16 arrays (backend/cuda.py, a feature probe).
         self.cuda_storage = np.dtype(cuda_storage)
         self.aliases = aliases
         # a plain attribute, not a property: the tape checks it on every op
         self.is_differentiable = kind in "fc"
+        # What kernels see (None for dtypes no kernel handles, e.g. complex):
+        # ctype: the storage type in compat.cuh (tiled kernels); storage: the C
+        # type of a buffer element in generated (fused) code; compute: the
+        # functor family it computes in (fp16/bf16/fp8 compute in f32); short:
+        # its tag in kernel names; numpy: the CPU storage dtype's name.
+        self.ctype, self.storage, self.compute, self.short = kernel or (None,) * 4
+        self.numpy = np_storage if isinstance(np_storage, str) or np_storage is None \
+            else np.dtype(np_storage).name
+        # load/store/rnd: functors.cuh functions decoding storage bits to float,
+        # encoding float to storage bits, rounding a float to this dtype's values
+        self.load, self.store, self.rnd = codec
 
     @property
     def is_floating(self):
@@ -68,18 +83,22 @@ def _mld_type(name):
     return getattr(_mld, name) if _mld is not None else None
 
 
-bool_ = DType("bool", "b", 1, np.bool_, np.bool_, ("bool", "bool_"))
-int8 = DType("int8", "i", 1, np.int8, np.int8, ("i1",))
-int16 = DType("int16", "i", 2, np.int16, np.int16, ("i2",))
-int32 = DType("int32", "i", 4, np.int32, np.int32, ("i4", "int"))
-int64 = DType("int64", "i", 8, np.int64, np.int64, ("i8", "long"))
-uint8 = DType("uint8", "u", 1, np.uint8, np.uint8, ("u1",))
-fp16 = DType("fp16", "f", 2, np.float16, np.float16, ("float16", "half", "f2"))
-bf16 = DType("bf16", "f", 2, _mld_type("bfloat16"), np.uint16, ("bfloat16",))
-fp32 = DType("fp32", "f", 4, np.float32, np.float32, ("float32", "float", "f4", "single"))
-fp64 = DType("fp64", "f", 8, np.float64, np.float64, ("float64", "double", "f8"))
-fp8_e4m3 = DType("fp8_e4m3", "f", 1, _mld_type("float8_e4m3fn"), np.uint8, ("float8_e4m3fn", "float8_e4m3", "e4m3"))
-fp8_e5m2 = DType("fp8_e5m2", "f", 1, _mld_type("float8_e5m2"), np.uint8, ("float8_e5m2", "e5m2"))
+bool_ = DType("bool", "b", 1, np.bool_, np.bool_, ("bool", "bool_"), ("bool", "uint8_t", "b", "b"))
+int8 = DType("int8", "i", 1, np.int8, np.int8, ("i1",), ("i8", "int8_t", "i8", "i8"))
+int16 = DType("int16", "i", 2, np.int16, np.int16, ("i2",), ("i16", "int16_t", "i16", "i16"))
+int32 = DType("int32", "i", 4, np.int32, np.int32, ("i4", "int"), ("i32", "int32_t", "i32", "i32"))
+int64 = DType("int64", "i", 8, np.int64, np.int64, ("i8", "long"), ("i64", "int64_t", "i64", "i64"))
+uint8 = DType("uint8", "u", 1, np.uint8, np.uint8, ("u1",), ("u8", "uint8_t", "u8", "u8"))
+fp16 = DType("fp16", "f", 2, np.float16, np.float16, ("float16", "half", "f2"), ("f16", "uint16_t", "f32", "f16"),
+             ("ts_f16_to_f32", "ts_f32_to_f16", "ts_round_f16"))
+bf16 = DType("bf16", "f", 2, _mld_type("bfloat16"), np.uint16, ("bfloat16",), ("bf16", "uint16_t", "f32", "bf16"),
+             ("ts_bf16_to_f32", "ts_f32_to_bf16", "ts_round_bf16"))
+fp32 = DType("fp32", "f", 4, np.float32, np.float32, ("float32", "float", "f4", "single"), ("f32", "float", "f32", "f32"))
+fp64 = DType("fp64", "f", 8, np.float64, np.float64, ("float64", "double", "f8"), ("f64", "double", "f64", "f64"))
+fp8_e4m3 = DType("fp8_e4m3", "f", 1, _mld_type("float8_e4m3fn"), np.uint8, ("float8_e4m3fn", "float8_e4m3", "e4m3"),
+                 ("fp8e4m3", "uint8_t", "f32", "e4m3"), ("ts_e4m3_to_f32", "ts_f32_to_e4m3", "ts_round_e4m3"))
+fp8_e5m2 = DType("fp8_e5m2", "f", 1, _mld_type("float8_e5m2"), np.uint8, ("float8_e5m2", "e5m2"),
+                 ("fp8e5m2", "uint8_t", "f32", "e5m2"), ("ts_e5m2_to_f32", "ts_f32_to_e5m2", "ts_round_e5m2"))
 complex64 = DType("complex64", "c", 8, np.complex64, np.complex64, ("c8", "cfloat"))
 complex128 = DType("complex128", "c", 16, np.complex128, np.complex128, ("c16", "cdouble"))
 

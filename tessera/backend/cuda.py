@@ -23,6 +23,29 @@ from .. import dtypes as _dt
 from .common import ArrayBackend
 
 _NARROW = (_dt.bf16, _dt.fp8_e4m3, _dt.fp8_e5m2)
+_native_bf16: dict = {}
+
+
+def native_bfloat16(cupy) -> bool:
+    """Whether this CuPy makes bfloat16 arrays (CuPy 14 does, with ml_dtypes'
+    bfloat16): a feature probe, not a version check."""
+    ok = _native_bf16.get(id(cupy))
+    if ok is None:
+        try:
+            cupy.empty(1, _dt.bf16.np_storage)
+            ok = _dt.bf16.np_storage is not None
+        except Exception:  # TypeError/ValueError: "Unsupported dtype bfloat16"
+            ok = False
+        _native_bf16[id(cupy)] = ok
+    return ok
+
+
+def cuda_storage(dtype, cupy):
+    """The CuPy dtype that stores `dtype`: bf16 natively where CuPy has it, else
+    uint16 words; fp8 always uint8 words (no CuPy has float8 arrays)."""
+    if dtype is _dt.bf16 and native_bfloat16(cupy):
+        return dtype.np_storage
+    return dtype.cuda_storage
 
 
 def _launchers():
@@ -52,13 +75,14 @@ class CudaBackend(ArrayBackend):
         self.index = index
         self.cupy = cupy
         self.cupyx = cupyx
+        self._storage = {d: cuda_storage(d, cupy) for d in _dt.ALL_DTYPES}
 
     # -- storage ----------------------------------------------------------------
     def storage_dtype(self, dtype):
-        return dtype.cuda_storage
+        return self._storage[dtype]
 
     def compute_dtype(self, dtype):
-        return np.dtype(np.float32) if dtype in _NARROW else dtype.cuda_storage
+        return np.dtype(np.float32) if dtype in _NARROW else self._storage[dtype]
 
     def compute(self, buf, dtype):
         if dtype in _NARROW:
@@ -71,7 +95,7 @@ class CudaBackend(ArrayBackend):
             from ..kernels.launchers.movement import cast
             src = arr if arr.dtype == np.float32 else arr.astype(np.float32)
             return cast(self.xp.ascontiguousarray(src), "fp32", dtype.name)
-        sd = dtype.cuda_storage
+        sd = self._storage[dtype]
         return arr if arr.dtype == sd else arr.astype(sd)
 
     def cast(self, buf, src, dst):
@@ -83,19 +107,19 @@ class CudaBackend(ArrayBackend):
                 return x != 0
             if src.kind == "c" and dst.kind != "c":
                 return self.store(x.real.astype(self.compute_dtype(dst)), dst)
-            return x.astype(dst.cuda_storage)
+            return x.astype(self._storage[dst])
         from ..kernels.launchers.movement import cast
         return cast(self.xp.ascontiguousarray(buf), src.name, dst.name)
 
     def to_numpy(self, buf, dtype):
         host = self.cupy.asnumpy(buf)
-        if dtype in _NARROW:
+        if dtype in _NARROW and host.dtype != dtype.np_storage:
             host = host.view(dtype.np_storage)
         return host
 
     def from_numpy(self, arr, dtype):
-        if dtype in _NARROW:
-            arr = np.ascontiguousarray(arr).view(dtype.cuda_storage)
+        if dtype in _NARROW and self._storage[dtype] != dtype.np_storage:
+            arr = np.ascontiguousarray(arr).view(self._storage[dtype])
         with self.cupy.cuda.Device(self.index):
             return self.cupy.asarray(arr)
 

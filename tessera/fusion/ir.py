@@ -19,74 +19,31 @@ from typing import Hashable
 from .._graphwalk import postorder
 
 # ----------------------------------------------------------------------- dtypes
+# The dtype facts generated code needs (C storage type, functor family, the
+# codec functors of narrow floats, the tag in kernel names) live in the one
+# dtype table, tessera/dtypes.py; `DTYPES` is its view for the dtypes that
+# fused kernels handle. fp16/bf16/fp8 are computed in float32 and only rounded
+# to their storage type when stored (or by an explicit cast), which is why a
+# fused result differs from op-by-op NumPy only by the intermediate roundings
+# of the narrow dtypes involved.
+from .. import dtypes as _dt  # noqa: E402
 
-
-@dataclass(frozen=True)
-class DType:
-    """How one tessera dtype is stored and computed in generated code.
-
-    `compute` names the functor family (suffix in functors.cuh): fp16/bf16/fp8 are
-    computed in float32 and only rounded to their storage type when stored (or by
-    an explicit cast), which is why a fused result differs from op-by-op NumPy only
-    by the intermediate roundings of the narrow dtypes involved.
-    """
-    name: str
-    kind: str            # "f" float, "i" signed, "u" unsigned, "b" bool (, "c" complex later)
-    itemsize: int
-    storage: str         # C type of the buffer element
-    compute: str         # functor suffix: f64 f32 i8 i16 i32 i64 u8 b
-    short: str           # used in kernel names
-    numpy: str           # numpy / ml_dtypes name of the CPU storage dtype
-    load: str | None = None   # functor decoding storage bits to float
-    store: str | None = None  # functor encoding float to storage bits
-    rnd: str | None = None    # functor rounding a float to this dtype's values
-
-
-DTYPES: dict[str, DType] = {d.name: d for d in (
-    DType("fp64", "f", 8, "double", "f64", "f64", "float64"),
-    DType("fp32", "f", 4, "float", "f32", "f32", "float32"),
-    DType("fp16", "f", 2, "uint16_t", "f32", "f16", "float16",
-          "ts_f16_to_f32", "ts_f32_to_f16", "ts_round_f16"),
-    DType("bf16", "f", 2, "uint16_t", "f32", "bf16", "bfloat16",
-          "ts_bf16_to_f32", "ts_f32_to_bf16", "ts_round_bf16"),
-    DType("fp8_e4m3", "f", 1, "uint8_t", "f32", "e4m3", "float8_e4m3fn",
-          "ts_e4m3_to_f32", "ts_f32_to_e4m3", "ts_round_e4m3"),
-    DType("fp8_e5m2", "f", 1, "uint8_t", "f32", "e5m2", "float8_e5m2",
-          "ts_e5m2_to_f32", "ts_f32_to_e5m2", "ts_round_e5m2"),
-    DType("int8", "i", 1, "int8_t", "i8", "i8", "int8"),
-    DType("int16", "i", 2, "int16_t", "i16", "i16", "int16"),
-    DType("int32", "i", 4, "int32_t", "i32", "i32", "int32"),
-    DType("int64", "i", 8, "int64_t", "i64", "i64", "int64"),
-    DType("uint8", "u", 1, "uint8_t", "u8", "u8", "uint8"),
-    DType("bool", "b", 1, "uint8_t", "b", "b", "bool"),
-)}
+DTYPES: dict = {d.name: d for d in _dt.ALL_DTYPES if d.storage is not None}
 
 # C type of each compute family.
 COMPUTE_CTYPE = {"f64": "double", "f32": "float", "i8": "int8_t", "i16": "int16_t",
                  "i32": "int32_t", "i64": "int64_t", "u8": "uint8_t", "b": "uint8_t"}
 
-_np_cache: dict[str, object] = {}
-
 
 def numpy_dtype(name: str):
     """The NumPy (or ml_dtypes) storage dtype of a tessera dtype name."""
-    dt = _np_cache.get(name)
-    if dt is None:
-        import numpy as np
-        spec = DTYPES[name].numpy
-        if spec in ("bfloat16", "float8_e4m3fn", "float8_e5m2"):
-            import ml_dtypes
-            dt = np.dtype(getattr(ml_dtypes, spec))
-        else:
-            dt = np.dtype(spec)
-        _np_cache[name] = dt
-    return dt
+    return DTYPES[name].np_storage
 
 
 def dtype_of_numpy(dt) -> str:
     """Inverse of `numpy_dtype`."""
-    for name in DTYPES:
-        if numpy_dtype(name) == dt:
+    for name, d in DTYPES.items():
+        if d.np_storage == dt:
             return name
     raise TypeError(f"[fusion] numpy dtype {dt} has no tessera dtype")
 

@@ -48,9 +48,12 @@ def _param_arrays(p):
     return fp, ip
 
 
-def _check_inputs(p, inputs):
+def _check_inputs(p, inputs, storage=numpy_dtype):
+    """`storage`: tessera dtype name -> the array dtype that stores it on this device
+    (NumPy's on the CPU; on CUDA fp8, and bf16 on a CuPy without bfloat16, are
+    unsigned words: TRIAGE A1 checked CUDA inputs against the CPU's dtypes)."""
     for slot in p.slots:
-        want = numpy_dtype(p.in_dtype[slot])
+        want = storage(p.in_dtype[slot])
         if inputs[slot].dtype != want:
             raise TypeError(f"[fusion] input {slot} is {inputs[slot].dtype}, the DAG reads it "
                             f"as {p.in_dtype[slot]} ({want})")
@@ -105,11 +108,11 @@ class _OutputPool:
 _pool = _OutputPool()
 
 
-def _alloc(p, lay, out, xp):
+def _alloc(p, lay, out, xp, storage=numpy_dtype):
     res, tmp = [], []
     empty = _pool.empty if xp is np else xp.empty
     for m, o in enumerate(p.outputs):
-        dt = numpy_dtype(o.dtype)
+        dt = storage(o.dtype)
         shp = lay.out_shapes[m] if lay.out_shapes else lay.out_shape
         given = out[m] if out is not None else None
         if (given is not None and given.shape == shp and given.dtype == dt
@@ -254,7 +257,7 @@ def _erf(x):
 
 
 def _compute_dtype(dtype):
-    # fused semantics: narrow floats are computed in float32 (see ir.DType)
+    # fused semantics: narrow floats are computed in float32 (see dtypes.DType.compute)
     return np.dtype(np.float32) if DTYPES[dtype].rnd else numpy_dtype(dtype)
 
 
@@ -341,8 +344,9 @@ def run_cuda(outputs, inputs, shape, out=None) -> list:
     from ..backend.cupy_source import cupy
     cp = cupy()
     from .render_cuda import BLOCK, launch_args, render_cuda_ir
+    from ..kernels.launchers._runtime import storage
     p = prepare(outputs)
-    _check_inputs(p, inputs)
+    _check_inputs(p, inputs, storage)
     lay = analyze(p, inputs, shape)
     if p.axes is not None and lay.n == 0:
         _zero_size_check(p, shape)
@@ -355,7 +359,7 @@ def run_cuda(outputs, inputs, shape, out=None) -> list:
     fn, ir = k
     global _last_kernel
     _last_kernel = ir.name
-    res, tmp = _alloc(p, lay, out, cp)
+    res, tmp = _alloc(p, lay, out, cp, storage)
     fv, iv = param_values(p)
     args, grid = launch_args(ir, lay, inputs, res, fv, iv)
     if grid > 0:

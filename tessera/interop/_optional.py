@@ -21,6 +21,9 @@ def require(module, op):
     """Import `module` ("torch", "jax", "jax.numpy", "cupy") or raise
     MissingDependencyError naming the op and the install command."""
     try:
+        if module == "cupy":  # the CUDA backend's CuPy (the installed one, or tessera.sim's)
+            from ..backend.cupy_source import cupy
+            return cupy()
         return importlib.import_module(module)
     except ImportError as e:
         top = module.split(".")[0]

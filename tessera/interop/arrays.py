@@ -48,16 +48,16 @@ def from_cupy(a, *, copy=None):
 
 
 def to_cupy(x, *, copy=None):
-    """The CuPy array behind a GPU tensor. CuPy has no bf16/fp8 dtypes: those
-    raise (cast first, e.g. `to_cupy(x.astype("fp32"))`). A CPU tensor raises:
-    nothing is copied across devices implicitly."""
-    cupy = require("cupy", "to_cupy")
+    """The CuPy array behind a GPU tensor. CuPy has no fp8 dtypes (and bf16 only
+    from CuPy 14, as ml_dtypes' bfloat16): those raise (cast first, e.g.
+    `to_cupy(x.astype("fp32"))`). A CPU tensor raises: nothing is copied across
+    devices implicitly."""
     if not isinstance(x, Tensor):
         raise DTypeError(f"[to_cupy] expected a tessera.Tensor, got {type(x).__name__}")
     if x.device.type == "cpu":
         raise DeviceError("[to_cupy] the tensor is on cpu; move it first with x.to('cuda')")
-    if x.dtype.np_storage is None or x.dtype.cuda_storage != x.dtype.np_storage:
+    if x.dtype.np_storage is None or x.device.backend.storage_dtype(x.dtype) != x.dtype.np_storage:
         raise DTypeError(f"[to_cupy] CuPy has no {x.dtype.name} dtype; cast first, e.g. "
                          f"to_cupy(x.astype('fp32'))")
     a = x.data
-    return cupy.array(a, copy=True) if copy else a
+    return a.copy() if copy else a

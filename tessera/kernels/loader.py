@@ -380,6 +380,13 @@ def device_arch() -> str:
     return "sm_" + cupy.cuda.Device().compute_capability
 
 
+def _emulated_device(cupy) -> bool:
+    """True for a device that runs kernel source on the CPU (tessera.sim): it loads
+    no native binaries, so NVRTC's cubin would be thrown away."""
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    return bool(props.get("tesseraEmulated", 0))
+
+
 def _have_cuda_bindings() -> bool:
     try:
         from cuda.bindings import nvrtc  # noqa: F401
@@ -411,7 +418,7 @@ class KernelModule:
         hip = cupy.cuda.runtime.is_hip
         arch = device_arch()
         source, headers = read_source(self.file_name), included_headers(self.file_name)
-        native = not hip and _have_cuda_bindings()
+        native = not hip and not _emulated_device(cupy) and _have_cuda_bindings()
         version = nvrtc_version() if native else f"cupy-{cupy.__version__}-{'hiprtc' if hip else 'nvrtc'}"
         key = cache_key(source, headers, self.options, self.name_expressions, arch, version)
         self.source_hash = key

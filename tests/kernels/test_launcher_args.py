@@ -6,8 +6,11 @@ the argument choices that produced wrong results there (TRIAGE 2026-12-04 A2, A3
 """
 import importlib
 
+
 import numpy as np
 import pytest
+
+import tessera as ts
 
 from tessera.kernels.launchers import _runtime as rt
 
@@ -16,6 +19,7 @@ mm = importlib.import_module("tessera.kernels.launchers.matmul")
 red = importlib.import_module("tessera.kernels.launchers.reduce")
 
 # the host-side tests use no device: NumPy arrays stand in for CuPy's
+_NO_CUPY = object()  # stands for a CuPy without bfloat16 arrays (the storage probe fails)
 HOST = pytest.mark.cpu_only("launch arguments recorded from NumPy stand-ins; no device runs")
 
 
@@ -24,7 +28,9 @@ def launches(monkeypatch):
     calls = []
     monkeypatch.setattr(rt, "launch", lambda f, name, grid, block, args, shared_mem=0:
                         calls.append((f, name, grid, block, args)))
-    monkeypatch.setattr(rt, "empty", lambda shape, dt: np.empty(shape, rt.STORAGE[dt]))
+    monkeypatch.setattr(rt, "empty", lambda shape, dt: np.empty(shape, ts.dtypes.get_dtype(dt).cuda_storage))
+    # no CuPy: the storage probe finds no bfloat16 arrays, so bf16 is stored as words
+    monkeypatch.setattr(rt, "cp", lambda: _NO_CUPY)
     monkeypatch.setattr(rt, "device_facts", lambda: {"platform": "cuda", "warp_size": 32,
                                                      "sm_count": 132, "cc": 90, "name": "fake"})
     return calls

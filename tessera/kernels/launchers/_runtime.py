@@ -11,13 +11,9 @@ import functools
 import numpy as np
 
 from .. import loader
-from .registry import STORAGE
+from .registry import CTYPE
 
 NULL = np.uint64(0)  # a null pointer argument (optional bias / gamma / err buffers)
-
-_FROM_STORAGE = {"float64": "fp64", "float32": "fp32", "float16": "fp16", "uint16": "bf16",
-                 "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
-                 "uint8": "uint8", "bool": "bool"}
 
 
 def cp():
@@ -33,6 +29,9 @@ def _device_facts(device_id: int):
             "warp_size": int(props.get("warpSize", 32)),
             "sm_count": int(props.get("multiProcessorCount", 80)),
             "cc": int(props.get("major", 0)) * 10 + int(props.get("minor", 0)),
+            # a device that runs kernel source on the CPU (tessera.sim): no native
+            # binaries, no inline PTX; launchers route to the portable kernels
+            "emulated": bool(props.get("tesseraEmulated", 0)),
             "name": props.get("name", b"?").decode() if isinstance(props.get("name"), bytes) else str(props.get("name"))}
 
 
@@ -40,23 +39,44 @@ def device_facts():
     return _device_facts(cp().cuda.Device().id)
 
 
+@functools.lru_cache(maxsize=None)
+def _storage_tables(cupy):
+    """{tessera dtype name: CuPy storage dtype} and its inverse, as the CUDA backend
+    stores them (bf16 natively where this CuPy has bfloat16 arrays, else uint16)."""
+    from ... import dtypes as _dt
+    from ...backend.cuda import cuda_storage
+    by_name = {n: cuda_storage(_dt.get_dtype(n), cupy) for n in CTYPE}
+    # storage -> dtype for arrays passed without a name: fp8 words are plain uint8
+    inverse = {by_name[n]: n for n in reversed(list(by_name)) if not n.startswith("fp8")}
+    inverse[np.dtype(np.uint8)] = "uint8"
+    return by_name, inverse
+
+
+def storage(dtype: str):
+    """The CuPy dtype that stores tessera dtype `dtype` on the device."""
+    return _storage_tables(cp())[0][dtype]
+
+
 def dtype_name(arr, dtype: str | None = None) -> str:
-    """The tessera dtype of a CuPy array: given explicitly (bf16/fp8 are stored as
-    uint16/uint8 words, so their name must be passed), else read from the storage dtype."""
-    storage = str(arr.dtype)
+    """The tessera dtype of a CuPy array: given explicitly (fp8, and bf16 on a CuPy
+    without bfloat16, are stored as unsigned words, so their name must be passed),
+    else read from the storage dtype."""
+    by_name, inverse = _storage_tables(cp())
     if dtype is None:
-        if storage not in _FROM_STORAGE:
-            raise TypeError(f"[kernels] storage dtype {storage} has no tessera dtype")
-        return _FROM_STORAGE[storage]
-    if dtype not in STORAGE:
-        raise TypeError(f"[kernels] unknown tessera dtype {dtype!r}; known: {', '.join(STORAGE)}")
-    if STORAGE[dtype] != storage:
-        raise TypeError(f"[kernels] dtype {dtype} is stored as {STORAGE[dtype]}, got an array of {storage}")
+        name = inverse.get(arr.dtype)
+        if name is None:
+            raise TypeError(f"[kernels] storage dtype {arr.dtype} has no tessera dtype")
+        return name
+    want = by_name.get(dtype)
+    if want is None:
+        raise TypeError(f"[kernels] unknown tessera dtype {dtype!r}; known: {', '.join(by_name)}")
+    if want != arr.dtype:
+        raise TypeError(f"[kernels] dtype {dtype} is stored as {want}, got an array of {arr.dtype}")
     return dtype
 
 
 def empty(shape, dtype: str):
-    return cp().empty(shape, dtype=STORAGE[dtype])
+    return cp().empty(shape, dtype=storage(dtype))
 
 
 def require_contiguous(op: str, *arrays):

@@ -53,7 +53,7 @@ def grouped_matmul(x, w, offsets, trans_w=False, dtype=None):
         raise ValueError(f"[grouped_matmul] x {x.shape}, w {w.shape} (trans_w={trans_w}), offsets "
                          f"{offsets.shape}: need w (G, K, N) or (G, N, K) and G + 1 offsets")
     # rows past offsets[-1] (dropped tokens) are never written by the kernel: 0
-    y = rt.cp().zeros((R, N), dtype=rt.STORAGE[dt])
+    y = rt.cp().zeros((R, N), dtype=rt.storage(dt))
     if y.size == 0:
         return y
     grid, block = grouped_grid(R, G, N, dt)

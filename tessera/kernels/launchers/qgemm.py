@@ -53,7 +53,9 @@ def int8_gemm(a, b_nk, scale_a=None, scale_b=None, bias=None, activation=None, o
         bias = rt.cp().ascontiguousarray(bias, dtype="float32").reshape(-1)
         if bias.size != N:
             raise ValueError(f"[int8_gemm] bias must have {N} entries, got {bias.size}")
-    tc = rt.device_facts()["platform"] == "cuda" and _sm() >= 80
+    facts = rt.device_facts()
+    # int8 mma.sync is inline PTX: NVIDIA sm_80+, and not on an emulated device
+    tc = facts["platform"] == "cuda" and not facts["emulated"] and _sm() >= 80
     kernel, bm = ("qgemm_mma", 128) if tc else ("qgemm_dp4a", 64)
     grid = ((N + bm - 1) // bm, (M + bm - 1) // bm, 1)
     args = (a, b, out, sa, sa_step, sb, sb_step, rt.NULL if bias is None else bias,

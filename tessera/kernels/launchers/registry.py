@@ -11,16 +11,13 @@ checks in tests/kernels.
 """
 from __future__ import annotations
 
-# tessera dtype name -> C++ storage type in compat.cuh
-CTYPE = {"fp64": "f64", "fp32": "f32", "fp16": "f16", "bf16": "bf16", "int8": "i8",
-         "int16": "i16", "int32": "i32", "int64": "i64", "uint8": "u8", "bool": "bool",
-         "fp8_e4m3": "fp8e4m3", "fp8_e5m2": "fp8e5m2"}
-# tessera dtype name -> numpy/CuPy storage dtype (CuPy has no bf16 / fp8)
-STORAGE = {"fp64": "float64", "fp32": "float32", "fp16": "float16", "bf16": "uint16",
-           "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
-           "uint8": "uint8", "bool": "bool", "fp8_e4m3": "uint8", "fp8_e5m2": "uint8"}
-ITEMSIZE = {"fp64": 8, "fp32": 4, "fp16": 2, "bf16": 2, "int8": 1, "int16": 2, "int32": 4,
-            "int64": 8, "uint8": 1, "bool": 1, "fp8_e4m3": 1, "fp8_e5m2": 1}
+from ... import dtypes as _dt
+
+# Views of the one dtype table (tessera/dtypes.py) for the dtypes kernels handle:
+# tessera dtype name -> C++ storage type in compat.cuh, and -> bytes per element.
+# Which CuPy dtype stores each on a device is the CUDA backend's (`_runtime.storage`).
+CTYPE = {d.name: d.ctype for d in _dt.ALL_DTYPES if d.ctype is not None}
+ITEMSIZE = {d.name: d.itemsize for d in _dt.ALL_DTYPES if d.ctype is not None}
 ALL_DTYPES = tuple(CTYPE)
 FLOATS = ("fp64", "fp32", "fp16", "bf16")
 INTS = ("int8", "int16", "int32", "int64", "uint8", "bool")
