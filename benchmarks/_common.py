@@ -13,19 +13,90 @@ import time
 # `import tessera` sets OMP_WAIT_POLICY in os.environ and children would inherit it.
 START_ENV = dict(os.environ)
 
+# TESSERA_BENCH_SMOKE=1: every benchmark runs its smallest sizes and fewest repeats.
+# The numbers then mean nothing; it checks that the scripts run (benchmarks/gpu_pass.sh
+# --smoke, or the CUDA code paths under TESSERA_CUDA_SIM=1, where kernels are slow).
+SMOKE = os.environ.get("TESSERA_BENCH_SMOKE", "") not in ("", "0")
 
-def header(title):
+
+def tessera_sync(dev):
+    """A callable that waits until tessera's work on `dev` is done: pending lazy groups
+    are realized (a deferred op has not run yet) and the device's stream drained.
+    Call it at the end of every timed region, as torch.cuda.synchronize for torch."""
+    from tessera.fusion.lazy import flush_pending
+    backend = dev.backend
+
+    def sync():
+        flush_pending("benchmark sync")
+        backend.synchronize()
+    return sync
+
+
+def bench_devices(spec):
+    """The tessera devices a benchmark's `--device` option names: None means tessera's
+    default device, and when that is a GPU also the CPU (a table per device); "all"
+    is the CPU plus the GPU where one is usable; otherwise the one device named."""
     import tessera as ts
-    dev = ts.default_device()
+    if spec in (None, "", "default"):
+        dev = ts.default_device()
+        return [ts.get_device("cpu"), dev] if dev.type != "cpu" else [dev]
+    if spec in ("all", "both"):
+        return [ts.get_device("cpu")] + ([ts.get_device("cuda")] if ts.cuda_is_available() else [])
+    return [ts.get_device(spec)]
+
+
+def torch_device(dev):
+    """(torch, torch.device, sync) to run PyTorch on the same device as tessera's `dev`,
+    or (torch or None, None, reason) when that cannot be done: a benchmark then skips its
+    torch column for that device; it never compares libraries across devices."""
+    try:
+        import torch
+    except ImportError:
+        return None, None, "torch is not installed"
+    if dev.type == "cpu":
+        return torch, torch.device("cpu"), None
+    if not torch.cuda.is_available():
+        return torch, None, f"this torch ({torch.__version__}) has no CUDA device"
+    tdev = torch.device("cuda", dev.index)
+
+    def sync():
+        torch.cuda.synchronize(tdev)
+    return torch, tdev, sync
+
+
+def cupy_module(dev=None):
+    """The CuPy module tessera's CUDA backend uses for `dev` (the real one, or the
+    simulated one under TESSERA_CUDA_SIM=1); peers must use the same."""
+    import tessera as ts
+    dev = ts.default_device() if dev is None else ts.get_device(dev)
+    mod = getattr(dev.backend, "cupy", None) if dev.type == "cuda" else None
+    if mod is None:
+        import cupy as mod
+    return mod
+
+
+def device_desc(dev):
+    """'cuda:0 (NVIDIA H200)' / 'cpu (x86_64)'."""
+    desc = platform.processor() or platform.machine()
+    if dev.type == "cuda":
+        try:
+            name = cupy_module(dev).cuda.runtime.getDeviceProperties(dev.index)["name"]
+            desc = name.decode() if isinstance(name, bytes) else str(name)
+        except Exception as e:  # noqa: BLE001 - a header must not stop a benchmark
+            desc = f"name unknown: {type(e).__name__}"
+    return f"{dev} ({desc})"
+
+
+def header(title, devices=None):
+    """devices: the tessera devices the benchmark measures (default: the default device)."""
+    import tessera as ts
+    devices = devices or [ts.default_device()]
     print(f"# {title}")
     print(f"# date: {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"# command: {' '.join([sys.executable.split('/')[-1]] + sys.argv)}")
-    desc = platform.processor() or platform.machine()
-    if dev.type == "cuda":
-        import cupy
-        desc = cupy.cuda.runtime.getDeviceProperties(dev.index)["name"].decode()
-    import os
-    print(f"# device: {dev} ({desc}), {os.cpu_count()} CPU cores, python {platform.python_version()}")
+    print(f"# device: {', '.join(device_desc(d) for d in devices)}, {os.cpu_count()} CPU cores, "
+          f"python {platform.python_version()}" + (" [SMOKE: tiny sizes, numbers meaningless]"
+                                                   if SMOKE else ""))
     print()
 
 
@@ -62,20 +133,28 @@ def _fmt(v):
     return str(v)
 
 
-def interleaved(fns, repeat=15, number=1, warmup=1):
+def interleaved(fns, repeat=15, number=1, warmup=1, syncs=None):
     """Time several callables in alternating rounds (a, b, c, a, b, c, ...), so a
     burst of load from other processes hits all of them alike. Returns
     {name: (best, median)} in seconds per call; on a shared machine the best
-    round is the steadiest A/B number."""
-    for fn in fns.values():
+    round is the steadiest A/B number. syncs: {name: callable} run at the end of
+    each of that callable's timed rounds (and before its first), so that GPU work
+    is counted, not just its issue."""
+    syncs = syncs or {}
+    for k, fn in fns.items():
         for _ in range(warmup):
             fn()
+        if syncs.get(k):
+            syncs[k]()
     times = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
+            sync = syncs.get(k)
             t = time.perf_counter()
             for _ in range(number):
                 fn()
+            if sync:
+                sync()
             times[k].append((time.perf_counter() - t) / number)
     return {k: (min(v), statistics.median(v)) for k, v in times.items()}
 
@@ -106,9 +185,23 @@ class Worker:
         self.proc = subprocess.Popen([sys.executable, script, "--worker", *map(str, args)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      bufsize=1, env=START_ENV)
-        self.info = self._ask("info")
+        # Ask now, read later: workers created together start (import, build) in parallel.
+        self.proc.stdin.write("info\n")
+        self.proc.stdin.flush()
+        self._info = None
+
+    @property
+    def info(self):
+        if self._info is None:
+            reply = self.proc.stdout.readline()
+            if not reply:
+                raise RuntimeError(f"benchmark worker {self.proc.args} exited "
+                                   f"(status {self.proc.poll()})")
+            self._info = reply.strip()
+        return self._info
 
     def _ask(self, line):
+        self.info  # the reply to the first question comes first
         self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
         reply = self.proc.stdout.readline()
@@ -125,8 +218,9 @@ class Worker:
         self.proc.wait()
 
 
-def serve(fn, info=""):
-    """The worker side of `Worker`: time `fn` on request until stdin closes."""
+def serve(fn, info="", sync=None):
+    """The worker side of `Worker`: time `fn` on request until stdin closes.
+    sync: called at the end of each timed batch (GPU work is counted, not issued)."""
     for line in sys.stdin:
         line = line.strip()
         if line == "info":
@@ -136,6 +230,8 @@ def serve(fn, info=""):
         t = time.perf_counter()
         for _ in range(n):
             fn()
+        if sync:
+            sync()
         print(repr(time.perf_counter() - t), flush=True)
 
 

@@ -6,6 +6,7 @@ graph replay of small-tensor training steps vs eager (target >= 2x).
 
     python benchmarks/debugging.py            # prints the tables
     python benchmarks/debugging.py --quick    # fewer repeats
+    python benchmarks/debugging.py --no-graph-replay   # without the graph-replay table
 """
 import os
 import runpy
@@ -19,13 +20,15 @@ sys.path.insert(0, HERE)
 import numpy as np  # noqa: E402
 
 import tessera as ts  # noqa: E402
-from _common import header, table  # noqa: E402
+from _common import SMOKE, header, table, tessera_sync  # noqa: E402
 from tessera.numerics import check_numerics  # noqa: E402
 from tessera.profiler import profile  # noqa: E402
 
 # (batch, in, hidden, out): the first runs every elementwise op eagerly on the CPU;
 # in the second the hidden activations (256 x 512) go through the fusion buffer.
 CONFIGS = {"small (eager)": (32, 64, 128, 10), "medium (fused)": (256, 256, 512, 10)}
+if SMOKE:
+    CONFIGS = {"small (eager)": (4, 8, 16, 2), "medium (fused)": (16, 16, 32, 2)}
 
 
 def make_step(batch, d_in, hidden, d_out, device):
@@ -52,9 +55,7 @@ def make_step(batch, d_in, hidden, d_out, device):
 
 
 def sync_for(device):
-    if device.type == "cuda":
-        return device.backend.synchronize
-    return None
+    return tessera_sync(device) if device.type == "cuda" else None
 
 
 def interleaved(fns, repeat, number, sync):
@@ -78,7 +79,7 @@ def interleaved(fns, repeat, number, sync):
 def bench(quick):
     dev = ts.default_device()
     sync = sync_for(dev)
-    repeat, number = (5, 5) if quick else (15, 20)
+    repeat, number = (2, 1) if SMOKE else (5, 5) if quick else (15, 20)
     rows = []
     for label, cfg in CONFIGS.items():
         step = make_step(*cfg, dev)
@@ -134,4 +135,5 @@ def graph_replay():
 if __name__ == "__main__":
     header("debugging tools: check_numerics and profiler overhead on a small-MLP step")
     bench("--quick" in sys.argv)
-    graph_replay()
+    if "--no-graph-replay" not in sys.argv:
+        graph_replay()

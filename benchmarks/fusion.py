@@ -6,7 +6,7 @@ torch.compile, plus the share of the measured copy bandwidth.
 Also the cold cost (first-call compile) and the warm cost (a second process that
 finds every kernel in the disk cache).
 
-    python benchmarks/fusion.py [--quick] [--cold-child]
+    python benchmarks/fusion.py [--quick] [--no-compile]    (GPU: --no-compile skips torch.compile)
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import numpy as np  # noqa: E402
 
 import tessera as ts  # noqa: E402
-from _common import header, table  # noqa: E402
+from _common import SMOKE, header, table  # noqa: E402
 
 
 def chains(m):
@@ -107,15 +107,17 @@ def run_cpu(n_rows, n_cols, quick):
 def single_ops(quick):
     """One big op (2^22 fp32) and reductions (2^24 fp32) against NumPy."""
     rng = np.random.default_rng(1)
-    an = rng.standard_normal(1 << 22).astype(np.float32)
-    cn = rng.standard_normal(1 << 22).astype(np.float32)
-    xn = rng.standard_normal((16384, 1024)).astype(np.float32)
+    n1, rows2 = (1 << 14, 64) if SMOKE else (1 << 22, 16384)
+    an = rng.standard_normal(n1).astype(np.float32)
+    cn = rng.standard_normal(n1).astype(np.float32)
+    xn = rng.standard_normal((rows2, 1024)).astype(np.float32)
     a, c, x = ts.asarray(an), ts.asarray(cn), ts.asarray(xn)
     two = np.float32(2)
-    cases = [("add 2^22", lambda: ts.realize(a + c), lambda: an + cn),
-             ("exp 2^22", lambda: ts.realize(ts.exp(a)), lambda: np.exp(an)),
-             ("tanh 2^22", lambda: ts.realize(ts.tanh(a)), lambda: np.tanh(an)),
-             ("sum(x*2) full, 2^24", lambda: ts.sum(x * 2.0).data, lambda: (xn * two).sum()),
+    e1, e2 = n1.bit_length() - 1, (rows2 * 1024).bit_length() - 1
+    cases = [(f"add 2^{e1}", lambda: ts.realize(a + c), lambda: an + cn),
+             (f"exp 2^{e1}", lambda: ts.realize(ts.exp(a)), lambda: np.exp(an)),
+             (f"tanh 2^{e1}", lambda: ts.realize(ts.tanh(a)), lambda: np.tanh(an)),
+             (f"sum(x*2) full, 2^{e2}", lambda: ts.sum(x * 2.0).data, lambda: (xn * two).sum()),
              ("sum(x*2, axis=0)", lambda: ts.sum(x * 2.0, axis=0).data, lambda: (xn * two).sum(0)),
              ("sum(x*2, axis=1)", lambda: ts.sum(x * 2.0, axis=1).data, lambda: (xn * two).sum(1))]
     rows = []
@@ -176,9 +178,9 @@ def main():
     dev = ts.default_device()
     if dev.type == "cuda":
         from fusion_gpu import run_gpu
-        run_gpu(quick)
+        run_gpu(quick, compile_="--no-compile" not in sys.argv and not SMOKE)
     else:
-        n = 1 << (22 if quick else 24)
+        n = 1 << (14 if SMOKE else 22 if quick else 24)
         print(f"CPU, {n} fp32 elements ({n // 1024} x 1024), bias broadcast over rows")
         run_cpu(n // 1024, 1024, quick)
     print("Cold/warm cost of the benchmark's kernels (second process, disk cache):")

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 import tessera as ts  # noqa: E402
 from tessera.graph import capture  # noqa: E402
-from _common import header, table, timeit  # noqa: E402
+from _common import SMOKE, header, table, tessera_sync, timeit  # noqa: E402
 
 
 def mlp(rng, sizes=((32, 64), (64, 64), (64, 10))):
@@ -57,7 +57,8 @@ def chain(x, b):
 
 def bench(quick):
     rng = np.random.default_rng(0)
-    repeat, number = (5, 20) if quick else (9, 100)
+    repeat, number = (2, 2) if SMOKE else (5, 20) if quick else (9, 100)
+    sync = tessera_sync(ts.default_device())  # each timed region ends with the device idle
     rows = []
     # -- training step: eager and replay on separate copies of the parameters
     pe = mlp(rng)
@@ -69,8 +70,8 @@ def bench(quick):
     for _ in range(3):  # replay == eager, step by step
         le, lr_ = train_step(pe, x, y), g(x, y)
         assert float(le) == float(lr_), (float(le), float(lr_))
-    te = timeit(lambda: train_step(pe, x, y), repeat, number)
-    tr = timeit(lambda: g(x, y), repeat, number)
+    te = timeit(lambda: train_step(pe, x, y), repeat, number, sync=sync)
+    tr = timeit(lambda: g(x, y), repeat, number, sync=sync)
     rows.append({"program": "MLP train step (32-64-64-10, batch 16)", "ops": len(g.ops),
                  "steps": len(g.steps), "eager us": te * 1e6, "replay us": tr * 1e6,
                  "speedup": te / tr})
@@ -90,8 +91,8 @@ def bench(quick):
     for _ in range(3):
         le, lr_ = adam_step(pa, oa, x, y), ga(x, y)
         assert float(le) == float(lr_), (float(le), float(lr_))
-    te = timeit(lambda: adam_step(pa, oa, x, y), repeat, number)
-    tr = timeit(lambda: ga(x, y), repeat, number)
+    te = timeit(lambda: adam_step(pa, oa, x, y), repeat, number, sync=sync)
+    tr = timeit(lambda: ga(x, y), repeat, number, sync=sync)
     rows.append({"program": "MLP train step + Adam (same MLP)", "ops": len(ga.ops),
                  "steps": len(ga.steps), "eager us": te * 1e6, "replay us": tr * 1e6,
                  "speedup": te / tr})
@@ -99,18 +100,18 @@ def bench(quick):
     with ts.no_grad():
         gf = capture(lambda x: forward(pe, x), x)
         np.testing.assert_array_equal(gf(x).numpy(), forward(pe, x).numpy())
-        te = timeit(lambda: forward(pe, x), repeat, number)
-        tr = timeit(lambda: gf(x), repeat, number)
+        te = timeit(lambda: forward(pe, x), repeat, number, sync=sync)
+        tr = timeit(lambda: gf(x), repeat, number, sync=sync)
     rows.append({"program": "MLP forward, no grad", "ops": len(gf.ops), "steps": len(gf.steps),
                  "eager us": te * 1e6, "replay us": tr * 1e6, "speedup": te / tr})
     # -- large fused chain: one generated kernel either way
-    n = 512 if quick else 1024
+    n = 32 if SMOKE else 512 if quick else 1024
     xb = ts.asarray(rng.standard_normal((n, n)).astype(np.float32))
     bb = ts.asarray(rng.standard_normal((n,)).astype(np.float32))
     gc = capture(chain, xb, bb)
     np.testing.assert_array_equal(gc(xb, bb).numpy(), chain(xb, bb).numpy())
-    te = timeit(lambda: chain(xb, bb).realize(), repeat, max(1, number // 10))
-    tr = timeit(lambda: gc(xb, bb), repeat, max(1, number // 10))
+    te = timeit(lambda: chain(xb, bb).realize(), repeat, max(1, number // 10), sync=sync)
+    tr = timeit(lambda: gc(xb, bb), repeat, max(1, number // 10), sync=sync)
     rows.append({"program": f"fused chain {n}x{n} fp32", "ops": len(gc.ops),
                  "steps": len(gc.steps), "eager us": te * 1e6, "replay us": tr * 1e6,
                  "speedup": te / tr})

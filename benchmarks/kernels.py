@@ -6,7 +6,12 @@ PyTorch measured in the same run; plus the measured device-to-device copy bandwi
 and cuBLAS's bf16 rate, each as a share of the device's physical peak. Timing uses
 CUDA events around several repetitions after a warm-up.
 
-    python benchmarks/kernels.py            # exits cleanly with a message without a GPU
+Before a kernel is timed its output is checked against a reference (CuPy, or NumPy
+on the host): a kernel that fails or computes the wrong thing gets a FAILED/INVALID
+row and no rate, so a broken kernel can never show a bandwidth. Rows are printed as
+they are measured.
+
+    python benchmarks/kernels.py [--quick]  # exits cleanly with a message without a GPU
 """
 from __future__ import annotations
 
@@ -14,6 +19,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+
+from _common import SMOKE, cupy_module  # noqa: E402
 
 # Vendor peaks (dense bf16 TFLOP/s, HBM GB/s), matched by substring of the device name.
 PEAKS = [("H200", 989, 4800), ("H100 PCIe", 756, 2000), ("H100", 989, 3350),
@@ -23,13 +33,42 @@ PEAKS = [("H200", 989, 4800), ("H100 PCIe", 756, 2000), ("H100", 989, 3350),
 
 def gpu_or_exit():
     try:
-        import cupy
+        import tessera as ts
+        dev = ts.default_device()
+        if dev.type != "cuda":
+            raise RuntimeError(f"tessera's default device is {dev}")
+        cupy = cupy_module(dev)
         if cupy.cuda.runtime.getDeviceCount() == 0:
             raise RuntimeError("no device")
         return cupy
     except Exception as e:  # noqa: BLE001 - any failure means: no usable GPU
         print(f"benchmarks/kernels.py: no CUDA/ROCm GPU with CuPy available ({e}); nothing to measure.")
         sys.exit(0)
+
+
+def _host(cp, a):
+    return cp.asnumpy(a)
+
+
+def bf16_to_f32(cp, words):
+    """bf16 stored as uint16 words -> fp32 (exact)."""
+    return (words.astype(cp.uint32) << 16).view(cp.float32)
+
+
+def check(cp, got, ref, kind):
+    """None when `got` matches `ref` (CuPy or NumPy arrays), else a short reason.
+    kind: "exact", or a relative tolerance on the Frobenius norm of the difference."""
+    g, r = np.asarray(_host(cp, got)), np.asarray(_host(cp, ref))
+    if g.shape != r.shape:
+        return f"shape {g.shape}, expected {r.shape}"
+    if kind == "exact":
+        bad = int(np.count_nonzero(g != r))
+        return None if bad == 0 else f"{bad} of {g.size} elements differ"
+    g64, r64 = g.astype(np.float64), r.astype(np.float64)
+    if not np.isfinite(g64).all():
+        return f"{int(np.count_nonzero(~np.isfinite(g64)))} non-finite outputs"
+    err = float(np.linalg.norm((g64 - r64).ravel()) / max(np.linalg.norm(r64.ravel()), 1e-30))
+    return None if err <= kind else f"relative error {err:.2e} > {kind:g}"
 
 
 def timer(cp):
@@ -47,6 +86,7 @@ def timer(cp):
 
 
 def main():
+    quick = "--quick" in sys.argv
     cp = gpu_or_exit()
     try:
         import torch
@@ -58,86 +98,130 @@ def main():
     props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
     name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
     peak_tf, peak_bw = next(((f, b) for key, f, b in PEAKS if key in name), (None, None))
-    print(f"device: {name}; peaks: bf16 {peak_tf} TFLOP/s, memory {peak_bw} GB/s (vendor figures)")
+    print(f"device: {name}; peaks: bf16 {peak_tf} TFLOP/s, memory {peak_bw} GB/s (vendor figures)"
+          + ("  [SMOKE: tiny sizes, rates meaningless]" if SMOKE else ""))
+    if not torch_ok:
+        print("torch columns skipped: " + ("torch is not installed" if torch is None
+                                           else f"this torch ({torch.__version__}) has no CUDA"))
+    # sizes: full / --quick / smoke (smoke only checks that the script runs)
+    copy_n = 1 << (12 if SMOKE else 26 if quick else 28)
+    mm = 64 if SMOKE else 4096
+    mm_cublas = 64 if SMOKE else (4096 if quick else 8192)
+    R, C = (64, 256) if SMOKE else (8192, 4096)
+    reps = 2 if SMOKE else (10 if quick else 20)
 
-    n = 1 << 28  # 1 GiB of fp32
-    src, dst = cp.ones(n, cp.float32), cp.empty(n, cp.float32)
-    sec = t(lambda: dst.__setitem__(Ellipsis, src), 10)
-    bw = 2 * n * 4 / sec / 1e9
-    print(f"device-to-device copy: {bw:.0f} GB/s" + (f" ({bw / peak_bw:.0%} of peak)" if peak_bw else ""))
+    src, dst = cp.ones(copy_n, cp.float32), cp.empty(copy_n, cp.float32)
+    sec = t(lambda: dst.__setitem__(Ellipsis, src), reps)
+    bw = 2 * copy_n * 4 / sec / 1e9
+    print(f"device-to-device copy ({copy_n * 4 >> 20} MiB): {bw:.0f} GB/s"
+          + (f" ({bw / peak_bw:.0%} of peak)" if peak_bw else ""), flush=True)
     del src, dst
     if torch_ok:
-        a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-        sec = t(lambda: a @ a, 10)
-        tf = 2 * 8192 ** 3 / sec / 1e12
-        print(f"cuBLAS bf16 matmul 8192^3 (via torch): {tf:.0f} TFLOP/s"
+        a = torch.randn(mm_cublas, mm_cublas, device="cuda", dtype=torch.bfloat16)
+        sec = t(lambda: a @ a, reps)
+        tf = 2 * mm_cublas ** 3 / sec / 1e12
+        print(f"cuBLAS bf16 matmul {mm_cublas}^3 (via torch): {tf:.0f} TFLOP/s"
               + (f" ({tf / peak_tf:.0%} of peak)" if peak_tf else ""))
     else:
-        print("cuBLAS bf16 rate: not measured (PyTorch unavailable; CuPy has no bf16 dtype)")
+        print("cuBLAS bf16 rate: not measured (PyTorch with CUDA unavailable)")
 
-    rows = []
+    print(f"\n{'kernel':32s} {'tessera':>16s} {'vs CuPy':>8s} {'vs torch':>8s}   "
+          "(ratio = peer time / tessera time)", flush=True)
+    bad = []
 
     def tt(x):
         return torch.as_tensor(x, device="cuda") if torch_ok else None
 
-    def bench(label, work, unit, ours, cupy_fn=None, torch_fn=None):
-        s = t(ours)
+    def bench(label, work, unit, ours, cupy_fn=None, torch_fn=None, ref=None, pick=None, tol=1e-4):
+        """Check ours() against ref() (pick: the array of ours()'s result to compare),
+        then time it and its peers. A failing or wrong kernel gets no rate."""
+        try:
+            out = ours()
+            why = check(cp, pick(out) if pick else out, ref(), tol) if ref is not None else None
+        except Exception as e:  # noqa: BLE001 - report the kernel, measure the rest
+            why = f"{type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}"
+            line = f"{label:32s} {'FAILED':>16s}   {why}"
+        else:
+            line = f"{label:32s} {'INVALID':>16s}   {why}" if why else None
+        if line is not None:
+            bad.append(label)
+            print(line, flush=True)
+            return
+        s = t(ours, reps)
         rate = work / s / (1e12 if unit == "TFLOP/s" else 1e9)
-        rc = f"{t(cupy_fn) / s:6.2f}" if cupy_fn else "     -"
-        rt_ = f"{t(torch_fn) / s:6.2f}" if (torch_fn and torch_ok) else "     -"
-        rows.append((label, f"{rate:8.1f} {unit}", rc, rt_))
+        rc = f"{t(cupy_fn, reps) / s:6.2f}" if cupy_fn else "     -"
+        rt_ = f"{t(torch_fn, reps) / s:6.2f}" if (torch_fn and torch_ok) else "     -"
+        print(f"{label:32s} {f'{rate:8.1f} {unit}':>16s} {rc:>8s} {rt_:>8s}"
+              + ("" if ref is not None else "   (output not checked)"), flush=True)
 
     rng = cp.random.default_rng(0)
-    for dt, cdt, tdt in [("fp32", cp.float32, "float32"), ("fp16", cp.float16, "float16")]:
-        m = 4096
+    for dt, cdt, tol in [("fp32", cp.float32, 1e-4), ("fp16", cp.float16, 1e-2)]:
+        m = mm
         a, b = rng.standard_normal((m, m), dtype=cp.float32).astype(cdt), rng.standard_normal((m, m), dtype=cp.float32).astype(cdt)
         ta, tb = tt(a), tt(b)
         bench(f"matmul {dt} {m}^3", 2 * m ** 3, "TFLOP/s", lambda: K.matmul(a, b), lambda: cp.matmul(a, b),
-              (lambda: ta @ tb) if torch_ok else None)
-    if torch_ok:
-        m = 4096
-        tb16 = torch.randn(m, m, device="cuda", dtype=torch.bfloat16)
-        a16 = cp.asarray(tb16.view(torch.int16)).view(cp.uint16)
-        bench(f"matmul bf16 {m}^3", 2 * m ** 3, "TFLOP/s", lambda: K.matmul(a16, a16, dtype="bf16"), None,
-              lambda: tb16 @ tb16)
-    x = rng.standard_normal((8192, 4096), dtype=cp.float32)
+              (lambda: ta @ tb) if torch_ok else None,
+              ref=lambda: a.astype(cp.float32) @ b.astype(cp.float32), tol=tol)
+    m = mm
+    a32 = rng.standard_normal((m, m), dtype=cp.float32)
+    a16 = (a32.view(cp.uint32) >> 16).astype(cp.uint16)  # bf16 words (truncated)
+    tb16 = tt(a16.view(cp.int16)).view(torch.bfloat16) if torch_ok else None
+    bench(f"matmul bf16 {m}^3", 2 * m ** 3, "TFLOP/s", lambda: K.matmul(a16, a16, dtype="bf16"), None,
+          (lambda: tb16 @ tb16) if torch_ok else None,
+          ref=lambda: bf16_to_f32(cp, a16) @ bf16_to_f32(cp, a16),
+          pick=lambda o: bf16_to_f32(cp, o), tol=1e-2)
+    x = rng.standard_normal((R, C), dtype=cp.float32)
     tx = tt(x)
     nb = x.nbytes
-    bench("sum rows fp32 8192x4096", nb, "GB/s", lambda: K.reduce(x, "sum"), lambda: x.sum(1),
-          (lambda: tx.sum(1)) if torch_ok else None)
-    bench("sum cols fp32 8192x4096", nb, "GB/s", lambda: K.reduce(x, "sum", "cols"), lambda: x.sum(0),
-          (lambda: tx.sum(0)) if torch_ok else None)
+    shape = f"{R}x{C}"
+    bench(f"sum rows fp32 {shape}", nb, "GB/s", lambda: K.reduce(x, "sum"), lambda: x.sum(1),
+          (lambda: tx.sum(1)) if torch_ok else None, ref=lambda: x.sum(1))
+    bench(f"sum cols fp32 {shape}", nb, "GB/s", lambda: K.reduce(x, "sum", "cols"), lambda: x.sum(0),
+          (lambda: tx.sum(0)) if torch_ok else None, ref=lambda: x.sum(0))
     bench("argmax rows fp32", nb, "GB/s", lambda: K.reduce(x, "argmax"), lambda: x.argmax(1),
-          (lambda: tx.argmax(1)) if torch_ok else None)
+          (lambda: tx.argmax(1)) if torch_ok else None, ref=lambda: x.argmax(1),
+          pick=lambda o: o.astype(cp.int64), tol="exact")
     bench("var rows fp32", nb, "GB/s", lambda: K.reduce(x, "var"), lambda: x.var(1),
-          (lambda: tx.var(1, unbiased=False)) if torch_ok else None)
+          (lambda: tx.var(1, unbiased=False)) if torch_ok else None, ref=lambda: x.var(1))
 
     def cupy_softmax():
         e = cp.exp(x - x.max(1, keepdims=True))
         return e / e.sum(1, keepdims=True)
-    bench("softmax fp32 8192x4096", 2 * nb, "GB/s", lambda: K.softmax(x), cupy_softmax,
-          (lambda: torch.softmax(tx, 1)) if torch_ok else None)
-    g, bta = cp.ones(4096, cp.float32), cp.zeros(4096, cp.float32)
+    bench(f"softmax fp32 {shape}", 2 * nb, "GB/s", lambda: K.softmax(x), cupy_softmax,
+          (lambda: torch.softmax(tx, 1)) if torch_ok else None, ref=cupy_softmax)
+    g, bta = cp.ones(C, cp.float32), cp.zeros(C, cp.float32)
+
+    def ref_layer_norm():
+        mu = x.mean(1, keepdims=True)
+        return (x - mu) / cp.sqrt(x.var(1, keepdims=True) + 1e-5) * g + bta
     bench("layer_norm fwd fp32", 2 * nb, "GB/s", lambda: K.layer_norm_forward(x, g, bta), None,
-          (lambda: torch.nn.functional.layer_norm(tx, (4096,))) if torch_ok else None)
-    tgt = rng.integers(0, 4096, 8192).astype(cp.int64)
+          (lambda: torch.nn.functional.layer_norm(tx, (C,))) if torch_ok else None,
+          ref=ref_layer_norm, pick=lambda o: o[0])
+    tgt = rng.integers(0, C, R).astype(cp.int64)
     ttgt = tt(tgt)
+
+    def ref_cross_entropy():
+        mx = x.max(1, keepdims=True)
+        lse = cp.log(cp.exp(x - mx).sum(1)) + mx[:, 0]
+        return lse - x[cp.arange(R), tgt]
     bench("cross_entropy fwd fp32", nb, "GB/s", lambda: K.cross_entropy_forward(x, tgt), None,
-          (lambda: torch.nn.functional.cross_entropy(tx, ttgt, reduction="none")) if torch_ok else None)
-    bench("transpose fp32 8192x4096", 2 * nb, "GB/s", lambda: K.permute_copy(x, (1, 0)),
-          lambda: cp.ascontiguousarray(x.T), (lambda: tx.t().contiguous()) if torch_ok else None)
+          (lambda: torch.nn.functional.cross_entropy(tx, ttgt, reduction="none")) if torch_ok else None,
+          ref=ref_cross_entropy, pick=lambda o: o[0])
+    bench(f"transpose fp32 {shape}", 2 * nb, "GB/s", lambda: K.permute_copy(x, (1, 0)),
+          lambda: cp.ascontiguousarray(x.T), (lambda: tx.t().contiguous()) if torch_ok else None,
+          ref=lambda: cp.ascontiguousarray(x.T), tol="exact")
     bench("cumsum rows fp32", 2 * nb, "GB/s", lambda: K.cumsum(x), lambda: cp.cumsum(x, 1),
-          (lambda: torch.cumsum(tx, 1)) if torch_ok else None)
+          (lambda: torch.cumsum(tx, 1)) if torch_ok else None,
+          ref=lambda: np.cumsum(cp.asnumpy(x).astype(np.float64), 1))
     bench("cast fp32->fp16", nb + nb // 2, "GB/s", lambda: K.cast(x, "fp32", "fp16"), lambda: x.astype(cp.float16),
-          (lambda: tx.half()) if torch_ok else None)
-    idx = rng.integers(0, 8192, 8192).astype(cp.int64)
+          (lambda: tx.half()) if torch_ok else None, ref=lambda: x.astype(cp.float16), tol="exact")
+    idx = rng.integers(0, R, R).astype(cp.int64)
     tidx = tt(idx)
     bench("index_select rows fp32", 2 * nb, "GB/s", lambda: K.index_select(x, idx, 0), lambda: x.take(idx, 0),
-          (lambda: tx.index_select(0, tidx)) if torch_ok else None)
-
-    print(f"\n{'kernel':32s} {'tessera':>16s} {'vs CuPy':>8s} {'vs torch':>8s}   (ratio = peer time / tessera time)")
-    for r in rows:
-        print(f"{r[0]:32s} {r[1]:>16s} {r[2]:>8s} {r[3]:>8s}")
+          (lambda: tx.index_select(0, tidx)) if torch_ok else None, ref=lambda: x.take(idx, 0), tol="exact")
+    if bad:
+        print(f"\n{len(bad)} kernel(s) failed their output check and were not timed: {', '.join(bad)}")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

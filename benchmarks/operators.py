@@ -9,6 +9,9 @@
    host memory (tracemalloc), as the iteration count grows.
 
     python benchmarks/operators.py [--n 512] [--iters 200] [--quick]
+
+Both parts run on tessera's default device; the SciPy rows of part 1 are the
+CPU reference (and are labelled so), the GPU row compares with CuPy on the same GPU.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import header, table, timeit  # noqa: E402
+from _common import SMOKE, cupy_module, header, table, tessera_sync, timeit  # noqa: E402
 
 import tessera as ts  # noqa: E402
 from tessera import linop  # noqa: E402
@@ -35,6 +38,18 @@ def scipy_poisson(n, h):
     return ((sp.kron(T, I) + sp.kron(I, T)) / (h * h)).tocsr()
 
 
+def tolerance_kw(cg, tol):
+    """The relative-tolerance keyword this `cg` takes: SciPy >= 1.12 and CuPy 14 name it
+    `rtol` (CuPy 14 rejects `tol`), older releases `tol`. Read from the signature, not
+    from a version number."""
+    import inspect
+    try:
+        params = inspect.signature(cg).parameters
+    except (TypeError, ValueError):  # a compiled function without a signature
+        return {"rtol": tol}
+    return {"rtol": tol} if "rtol" in params else {"tol": tol}
+
+
 def bench_cg(n, iters, repeat):
     import scipy.sparse.linalg as spl
     h = 1.0 / (n + 1)
@@ -42,48 +57,61 @@ def bench_cg(n, iters, repeat):
     b = rng.standard_normal(n * n)
     A_ts = -linop.laplacian((n, n), h=h)
     A_sp = scipy_poisson(n, h)
-    bt = ts.asarray(b.reshape(n, n), dtype="fp64")
+    bt = ts.asarray(b.reshape(n, n), dtype="fp64", device="cpu")  # SciPy's device
     assert np.allclose(A_ts.matvec(bt).numpy().ravel(), A_sp @ b)
 
     def run_ts():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return linop.cg(A_ts, bt, rtol=1e-300, maxiter=iters)
+            x, info = linop.cg(A_ts, bt, rtol=1e-300, maxiter=iters)
+            return x.realize(), info
+
+    sp_tol = tolerance_kw(spl.cg, 1e-300)
 
     def run_sp():
-        return spl.cg(A_sp, b, rtol=1e-300, maxiter=iters)
+        return spl.cg(A_sp, b, maxiter=iters, **sp_tol)
     x_ts, info = run_ts()
     x_sp, code = run_sp()
     agree = np.abs(x_ts.numpy().ravel() - x_sp).max() / np.abs(x_sp).max()
     t_ts = timeit(run_ts, repeat=repeat) / iters
     t_sp = timeit(run_sp, repeat=repeat) / iters
-    mv_ts = timeit(lambda: A_ts.matvec(bt), repeat=repeat * 5, number=5)
+    mv_ts = timeit(lambda: A_ts.matvec(bt).realize(), repeat=repeat * 5, number=5)
     mv_sp = timeit(lambda: A_sp @ b, repeat=repeat * 5, number=5)
     rows = [{"what": f"CG per iteration ({n}x{n})", "tessera ms": t_ts * 1e3,
              "scipy ms": t_sp * 1e3, "tessera/scipy": t_ts / t_sp},
             {"what": f"matvec ({n}x{n})", "tessera ms": mv_ts * 1e3, "scipy ms": mv_sp * 1e3,
              "tessera/scipy": mv_ts / mv_sp}]
-    print(f"CG, {iters} iterations, fp64; solutions agree to {agree:.1e} (relative max)")
+    print(f"CG, {iters} iterations, fp64, tessera on the CPU; solutions agree to {agree:.1e} "
+          "(relative max)")
     table(rows, ["what", "tessera ms", "scipy ms", "tessera/scipy"])
-    try:
-        import cupy  # noqa: F401
-    except ImportError:
-        print("CuPy: not installed here, GPU comparison skipped\n")
+    if not ts.cuda_is_available():
+        print("no GPU (CuPy or a device missing): GPU comparison skipped\n")
         return
-    import cupy as cp
-    import cupyx.scipy.sparse as csp
-    import cupyx.scipy.sparse.linalg as cspl
+    gpu = ts.get_device("cuda")
+    cp = cupy_module(gpu)
+    try:
+        import cupyx.scipy.sparse as csp
+        import cupyx.scipy.sparse.linalg as cspl
+    except ImportError as e:
+        print(f"cupyx.scipy.sparse unavailable ({e}): GPU comparison skipped\n")
+        return
     A_cp = csp.csr_matrix(A_sp)
     b_cp = cp.asarray(b)
-    bt_g = ts.asarray(b_cp.reshape(n, n), device="cuda")
-    sync = cp.cuda.Device().synchronize
+    bt_g = ts.asarray(b.reshape(n, n), dtype="fp64", device=gpu)
+    sync, ts_sync = cp.cuda.Device().synchronize, tessera_sync(gpu)
+    cp_tol = tolerance_kw(cspl.cg, 1e-300)
 
     def run_tg():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return linop.cg(A_ts, bt_g, rtol=1e-300, maxiter=iters)
-    t_tg = timeit(run_tg, repeat=repeat, sync=sync) / iters
-    t_cp = timeit(lambda: cspl.cg(A_cp, b_cp, tol=1e-300, maxiter=iters), repeat=repeat,
+            x, info = linop.cg(A_ts, bt_g, rtol=1e-300, maxiter=iters)
+            return x.realize(), info
+    x_tg, _ = run_tg()
+    x_cp, _ = cspl.cg(A_cp, b_cp, maxiter=iters, **cp_tol)
+    agree_g = float(np.abs(x_tg.numpy().ravel() - cp.asnumpy(x_cp)).max() / np.abs(x_sp).max())
+    print(f"GPU: tessera vs cupyx CG after {iters} iterations agree to {agree_g:.1e} (relative max)")
+    t_tg = timeit(run_tg, repeat=repeat, sync=ts_sync) / iters
+    t_cp = timeit(lambda: cspl.cg(A_cp, b_cp, maxiter=iters, **cp_tol), repeat=repeat,
                   sync=sync) / iters
     table([{"what": f"CG per iteration ({n}x{n}, GPU)", "tessera ms": t_tg * 1e3,
             "cupy ms": t_cp * 1e3, "cupy/tessera": t_cp / t_tg}],
@@ -137,8 +165,10 @@ def bench_grad(n, iter_list):
                      "time unrolled/implicit": res["unrolled"][0] / res["implicit"][0],
                      "implicit MiB": res["implicit"][1], "unrolled MiB": res["unrolled"][1],
                      "memory unrolled/implicit": res["unrolled"][1] / res["implicit"][1]})
-    print("gradient of sum(x^2), x = CG(A, b): implicit adjoint vs unrolled tape "
-          "(forward + backward; peak host memory by tracemalloc)")
+    dev = ts.default_device()
+    print(f"gradient of sum(x^2), x = CG(A, b) on {dev}: implicit adjoint vs unrolled tape "
+          "(forward + backward; peak host memory by tracemalloc"
+          + (", which does not see GPU memory)" if dev.type != "cpu" else ")"))
     table(rows, ["grid", "CG iterations", "implicit s", "unrolled s", "time unrolled/implicit",
                  "implicit MiB", "unrolled MiB", "memory unrolled/implicit"])
 
@@ -150,5 +180,8 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     header("linop: CG on 2-D Poisson vs SciPy/CuPy; implicit vs unrolled solve gradients")
-    bench_cg(a.n, a.iters, 3 if a.quick else 7)
-    bench_grad(64 if a.quick else 128, (25, 100) if a.quick else (25, 100, 400))
+    if SMOKE:
+        a.n, a.iters = 16, 5
+    bench_cg(a.n, a.iters, 2 if SMOKE else 3 if a.quick else 7)
+    bench_grad(8 if SMOKE else 64 if a.quick else 128,
+               (5,) if SMOKE else (25, 100) if a.quick else (25, 100, 400))

@@ -7,6 +7,11 @@
 3. an MLP training step under autocast("bf16") vs fp32;
 4. the memory of an int8 / int4 quantized model vs fp32.
 
+Everything runs on tessera's default device; the peers run on the same device
+(NumPy on the CPU, CuPy on a GPU, torch on torch's device of the same kind, its rows
+skipped where this torch has no CUDA). A row that fails prints its error and the
+benchmark goes on.
+
 Usage: python benchmarks/precision.py [--gemm-sizes 1024,2048] [--quick]
 """
 from __future__ import annotations
@@ -18,7 +23,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import header, table, timeit  # noqa: E402
+from _common import SMOKE, cupy_module, header, table, tessera_sync, timeit, torch_device  # noqa: E402
 
 import tessera as ts  # noqa: E402
 from tessera import op  # noqa: E402
@@ -26,44 +31,79 @@ from tessera.precision import int8_matmul, quantized_linear  # noqa: E402
 
 
 def _sync():
-    ts.default_device().backend.synchronize()
+    tessera_sync(ts.default_device())()
+
+
+def _xp(dev):
+    """The array library on tessera's device: NumPy on the CPU, CuPy on a GPU."""
+    return (np, "numpy") if dev.type == "cpu" else (cupy_module(dev), "cupy")
+
+
+FAILURES = []
+
+
+def _failed(e):
+    FAILURES.append(type(e).__name__)
+    return f"FAILED: {type(e).__name__}: {str(e).splitlines()[0][:70] if str(e) else ''}"
+
+
+def _try(t, key, fn, **kw):
+    """t[key] = timeit(fn) or the error it raised (the other rows still run)."""
+    try:
+        t[key] = timeit(fn, **kw)
+    except Exception as e:  # noqa: BLE001 - report the row, measure the rest
+        t[key] = _failed(e)
 
 
 def bench_quantize(n, rows):
+    dev = ts.default_device()
+    xp, xname = _xp(dev)
     rng = np.random.default_rng(0)
     wn = rng.standard_normal((n, n)).astype(np.float32)
-    w = ts.asarray(wn, device=ts.default_device())
+    w = ts.asarray(wn, device=dev)
+    wx = xp.asarray(wn)
 
     def tessera_qdq():
         q = op.quantize(w, scheme="int8_per_channel")
         return q.dequantize().realize()
 
-    def numpy_qdq():
-        s = np.maximum(np.abs(wn).max(axis=1, keepdims=True) / 127, 2.0 ** -126)
-        q = np.clip(np.rint(wn / s), -127, 127).astype(np.int8)
-        return q.astype(np.float32) * s
+    def xp_qdq(m=xp, a=wx):
+        s = m.maximum(m.abs(a).max(axis=1, keepdims=True) / 127, 2.0 ** -126)
+        q = m.clip(m.rint(a / s), -127, 127).astype(m.int8)
+        return q.astype(m.float32) * s
 
-    assert np.array_equal(tessera_qdq().numpy(), numpy_qdq())
-    t_np = timeit(numpy_qdq, repeat=5)
-    t_ts = timeit(tessera_qdq, repeat=5, sync=_sync)
-    rows.append({"benchmark": f"quantize+dequantize {n}x{n} per-channel", "impl": "numpy", "ms": t_np * 1e3,
-                 "speedup vs numpy": 1.0})
-    rows.append({"benchmark": "", "impl": "tessera (fused)", "ms": t_ts * 1e3, "speedup vs numpy": t_np / t_ts})
+    sync = None if dev.type == "cpu" else xp.cuda.Device().synchronize
+    bench = f"quantize+dequantize {n}x{n} per-channel"
     try:
-        import torch
+        ok = np.array_equal(tessera_qdq().numpy(), xp_qdq(np, wn))
+        t_np = timeit(xp_qdq, repeat=5, sync=sync)
+        t_ts = timeit(tessera_qdq, repeat=5, sync=_sync)
+    except Exception as e:  # noqa: BLE001
+        rows.append({"benchmark": bench, "impl": "tessera (fused)", "ms": _failed(e)})
+        return
+    rows.append({"benchmark": bench, "impl": xname, "ms": t_np * 1e3, f"speedup vs {xname}": 1.0})
+    rows.append({"benchmark": "", "impl": "tessera (fused)" + ("" if ok else " WRONG RESULT"),
+                 "ms": t_ts * 1e3, f"speedup vs {xname}": t_np / t_ts})
+    torch, tdev, tsync = torch_device(dev)
+    if tdev is None:
+        rows.append({"benchmark": "", "impl": f"torch: skipped ({tsync})"})
+        return
+    try:
         import warnings
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-        tw = torch.from_numpy(wn)
+        tw = torch.from_numpy(wn).to(tdev)
+        zp = torch.zeros(n, dtype=torch.int64, device=tdev)
 
         def torch_qdq():
             s = tw.abs().amax(dim=1) / 127
-            q = torch.quantize_per_channel(tw, s.double(), torch.zeros(n, dtype=torch.int64), 0, torch.qint8)
+            q = torch.quantize_per_channel(tw, s.double(), zp, 0, torch.qint8)
             return q.dequantize()
-        t_t = timeit(torch_qdq, repeat=5)
-        rows.append({"benchmark": "", "impl": "torch.quantize_per_channel", "ms": t_t * 1e3,
-                     "speedup vs numpy": t_np / t_t})
-    except Exception as e:  # torch is optional
-        rows.append({"benchmark": "", "impl": f"torch: unavailable ({type(e).__name__})"})
+        t_t = timeit(torch_qdq, repeat=5, sync=tsync)
+        rows.append({"benchmark": "", "impl": f"torch.quantize_per_channel ({tdev.type})",
+                     "ms": t_t * 1e3, f"speedup vs {xname}": t_np / t_t})
+    except Exception as e:  # noqa: BLE001 - e.g. no quantized kernel for this device
+        rows.append({"benchmark": "", "impl": f"torch.quantize_per_channel ({tdev.type})",
+                     "ms": _failed(e)})
 
 
 def bench_gemm(n, rows):
@@ -72,38 +112,58 @@ def bench_gemm(n, rows):
     xf = rng.standard_normal((n, n)).astype(np.float32)
     wf = rng.standard_normal((n, n)).astype(np.float32)
     x32, w32 = ts.asarray(xf, device=dev), ts.asarray(wf, device=dev)
-    xb, wb = x32.astype("bf16"), w32.astype("bf16")
-    xq, wq = op.quantize(x32, axis=0), op.quantize(w32, axis=0)      # per row / per output channel
-    w4 = op.quantize(w32, scheme="int4_per_group", group_size=128)
-    a8, b8 = xq.int_repr(), wq.int_repr()
-    r = repeat = 3
+    r = 2 if SMOKE else 3
     t = {}
-    t["fp32 GEMM (tessera)"] = timeit(lambda: ts.matmul(x32, ts.matrix_transpose(w32)).realize(), repeat=r, sync=_sync)
-    t["bf16 GEMM (tessera)"] = timeit(lambda: ts.matmul(xb, ts.matrix_transpose(wb)).realize(), repeat=r, sync=_sync)
-    t["int8 GEMM -> int32 (tessera)"] = timeit(lambda: int8_matmul(a8, ts.matrix_transpose(b8)).realize(),
-                                               repeat=r, sync=_sync)
-    t["int8 x int8 linear, rescaled (tessera)"] = timeit(lambda: quantized_linear(xq, wq).realize(),
-                                                          repeat=r, sync=_sync)
-    t["weight-only int8 linear (tessera)"] = timeit(lambda: quantized_linear(x32, wq).realize(), repeat=r, sync=_sync)
-    t["weight-only int4 linear (tessera)"] = timeit(lambda: quantized_linear(x32, w4).realize(), repeat=r, sync=_sync)
-    t["numpy int32 matmul (exact reference)"] = timeit(
-        lambda: a8.numpy().astype(np.int32) @ b8.numpy().T.astype(np.int32), repeat=1, warmup=0) \
-        if n <= 1024 else None
+    _try(t, "fp32 GEMM (tessera)", lambda: ts.matmul(x32, ts.matrix_transpose(w32)).realize(), repeat=r, sync=_sync)
     try:
-        import torch
-        ta, tb = torch.from_numpy(a8.numpy()), torch.from_numpy(np.ascontiguousarray(b8.numpy().T))
-        t["torch._int_mm"] = timeit(lambda: torch._int_mm(ta, tb), repeat=r)
-        tf, tg = torch.from_numpy(xf), torch.from_numpy(wf)
-        t["torch fp32 mm"] = timeit(lambda: tf @ tg.T, repeat=r)
-    except Exception as e:
-        rows.append({"benchmark": f"torch: unavailable ({type(e).__name__}: {e})"[:80]})
-    base = t["bf16 GEMM (tessera)"]
+        xb, wb = x32.astype("bf16"), w32.astype("bf16")
+        _try(t, "bf16 GEMM (tessera)", lambda: ts.matmul(xb, ts.matrix_transpose(wb)).realize(),
+             repeat=r, sync=_sync)
+    except Exception as e:  # noqa: BLE001
+        t["bf16 GEMM (tessera)"] = _failed(e)
+    try:
+        xq, wq = op.quantize(x32, axis=0), op.quantize(w32, axis=0)      # per row / per output channel
+        w4 = op.quantize(w32, scheme="int4_per_group", group_size=128 if n >= 128 else n)
+        a8, b8 = xq.int_repr(), wq.int_repr()
+    except Exception as e:  # noqa: BLE001
+        t["quantize (tessera)"] = _failed(e)
+        xq = None
+    if xq is not None:
+        _try(t, "int8 GEMM -> int32 (tessera)", lambda: int8_matmul(a8, ts.matrix_transpose(b8)).realize(),
+             repeat=r, sync=_sync)
+        _try(t, "int8 x int8 linear, rescaled (tessera)", lambda: quantized_linear(xq, wq).realize(),
+             repeat=r, sync=_sync)
+        _try(t, "weight-only int8 linear (tessera)", lambda: quantized_linear(x32, wq).realize(),
+             repeat=r, sync=_sync)
+        _try(t, "weight-only int4 linear (tessera)", lambda: quantized_linear(x32, w4).realize(),
+             repeat=r, sync=_sync)
+        if dev.type == "cpu" and n <= 1024:  # the host reference is only a peer on the host
+            _try(t, "numpy int32 matmul (exact reference)",
+                 lambda: a8.numpy().astype(np.int32) @ b8.numpy().T.astype(np.int32), repeat=1, warmup=0)
+    torch, tdev, tsync = torch_device(dev)
+    if tdev is None:
+        rows.append({"benchmark": f"GEMM {n}^3", "impl": f"torch: skipped ({tsync})"})
+    else:
+        if xq is not None:
+            try:
+                ta = torch.from_numpy(a8.numpy()).to(tdev)
+                tb = torch.from_numpy(np.ascontiguousarray(b8.numpy().T)).to(tdev)
+                _try(t, f"torch._int_mm ({tdev.type})", lambda: torch._int_mm(ta, tb), repeat=r, sync=tsync)
+            except Exception as e:  # noqa: BLE001
+                t[f"torch._int_mm ({tdev.type})"] = _failed(e)
+        tf, tg = torch.from_numpy(xf).to(tdev), torch.from_numpy(wf).to(tdev)
+        _try(t, f"torch fp32 mm ({tdev.type})", lambda: tf @ tg.T, repeat=r, sync=tsync)
+    base = t.get("bf16 GEMM (tessera)")
+    base = base if isinstance(base, float) else None
     first = True
     for k, v in t.items():
-        if v is None:
-            continue
-        rows.append({"benchmark": f"GEMM {n}^3" if first else "", "impl": k, "ms": v * 1e3,
-                     "GFLOP/s": 2 * n ** 3 / v / 1e9, "speedup vs tessera bf16": base / v})
+        row = {"benchmark": f"GEMM {n}^3" if first else "", "impl": k}
+        if isinstance(v, float):
+            row.update({"ms": v * 1e3, "GFLOP/s": 2 * n ** 3 / v / 1e9,
+                        "speedup vs tessera bf16": base / v if base else "-"})
+        else:
+            row["ms"] = v
+        rows.append(row)
         first = False
 
 
@@ -131,11 +191,14 @@ def bench_mlp(rows, batch=256, width=1024, steps=3):
             scaler.step(opt)
             scaler.update()
             return loss
-        res[mode] = timeit(step, repeat=steps, sync=_sync)
-    rows.append({"benchmark": f"MLP train step {batch}x{width}", "impl": "fp32", "ms": res["fp32"] * 1e3,
-                 "speedup vs fp32": 1.0})
-    rows.append({"benchmark": "", "impl": "autocast bf16 + GradScaler", "ms": res["bf16"] * 1e3,
-                 "speedup vs fp32": res["fp32"] / res["bf16"]})
+        _try(res, mode, step, repeat=steps, sync=_sync)
+    f32, b16 = res["fp32"], res["bf16"]
+    ok = isinstance(f32, float) and isinstance(b16, float)
+    rows.append({"benchmark": f"MLP train step {batch}x{width}", "impl": "fp32",
+                 "ms": f32 * 1e3 if isinstance(f32, float) else f32, "speedup vs fp32": 1.0})
+    rows.append({"benchmark": "", "impl": "autocast bf16 + GradScaler",
+                 "ms": b16 * 1e3 if isinstance(b16, float) else b16,
+                 "speedup vs fp32": f32 / b16 if ok else "-"})
 
 
 def bench_memory(rows, width=2048):
@@ -170,18 +233,25 @@ def main():
     # shared CI machines: the load says how much the timings can be trusted
     print(f"# load average at start: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} cores)\n")
     rows = []
-    bench_quantize(1024 if a.quick else 4096, rows)
-    table(rows, ["benchmark", "impl", "ms", "speedup vs numpy"])
+    xname = _xp(ts.default_device())[1]
+    bench_quantize(64 if SMOKE else 1024 if a.quick else 4096, rows)
+    table(rows, ["benchmark", "impl", "ms", f"speedup vs {xname}"])
     rows = []
-    for n in [int(v) for v in a.gemm_sizes.split(",")]:
+    for n in ([64] if SMOKE else [int(v) for v in a.gemm_sizes.split(",")]):
         bench_gemm(n, rows)
     table(rows, ["benchmark", "impl", "ms", "GFLOP/s", "speedup vs tessera bf16"])
     rows = []
-    bench_mlp(rows, width=256 if a.quick else 1024)
+    if SMOKE:
+        bench_mlp(rows, batch=16, width=32, steps=2)
+    else:
+        bench_mlp(rows, width=256 if a.quick else 1024)
     table(rows, ["benchmark", "impl", "ms", "speedup vs fp32"])
     rows = []
-    bench_memory(rows, width=256 if a.quick else 2048)
+    bench_memory(rows, width=32 if SMOKE else 256 if a.quick else 2048)
     table(rows, ["benchmark", "impl", "MB", "smaller by"])
+    if FAILURES:
+        print(f"{len(FAILURES)} row(s) failed ({', '.join(sorted(set(FAILURES)))}); see FAILED above")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Part 1 (FFT): tessera.fft against numpy.fft (and scipy.fft, torch.fft when present)
 on the CPU, against cupy.fft (cuFFT) and torch.fft on a GPU, forward and
 forward+backward, complex64 and complex128. Ratios are peer time / tessera time
-(> 1: tessera is faster), all measured in this run.
+(> 1: tessera is faster), all measured in this run. torch runs on the device of
+tessera's default device (its columns are skipped where this torch has no CUDA).
 
 Part 2 (MoE): added by the MoE work, in its own section below.
 
@@ -18,7 +19,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import header, table, timeit  # noqa: E402
+from _common import SMOKE, cupy_module, header, table, tessera_sync, timeit, torch_device  # noqa: E402
 
 import tessera as ts  # noqa: E402
 
@@ -34,6 +35,9 @@ FFT_CASES = [  # (label, shape, transform, kwargs)
     ("fft2 image", (16, 512, 512), "fftn", {"axes": (-2, -1)}),
     ("rfftn 3-D", (128, 128, 128), "rfftn", {}),
 ]
+if SMOKE:  # the same transforms on tiny shapes: checks the script, not the speed
+    FFT_CASES = [(label, tuple(max(2, d // 64) for d in shape), name, kw)
+                 for label, shape, name, kw in FFT_CASES]
 
 
 def _input(shape, transform, dtype):
@@ -48,14 +52,15 @@ def _input(shape, transform, dtype):
 def fft_part(quick):
     dev = ts.default_device()
     gpu = dev.type == "cuda"
-    sync = dev.backend.synchronize if gpu else None
-    repeat = 3 if quick else 7
-    try:
-        import torch
-    except ImportError:
+    sync = tessera_sync(dev)
+    repeat = 2 if SMOKE else 3 if quick else 7
+    torch, tdev, tsync = torch_device(dev)
+    if tdev is None:
+        print(f"(torch columns skipped: {tsync})\n")
         torch = None
     if gpu:
-        import cupy
+        cupy = cupy_module(dev)
+        csync = cupy.cuda.Device().synchronize
         peers = {"cupy.fft": lambda name, a, kw: getattr(cupy.fft, name)(a, **kw)}
     else:
         peers = {"numpy.fft": lambda name, a, kw: getattr(np.fft, name)(a, **kw)}
@@ -78,12 +83,11 @@ def fft_part(quick):
                    "tessera ms": t_ts * 1e3}
             buf = cupy.asarray(a) if gpu else a
             for pname, fn in peers.items():
-                t = timeit(lambda: fn(name, buf, kw), repeat=repeat, sync=sync)
+                t = timeit(lambda: fn(name, buf, kw), repeat=repeat, sync=csync if gpu else None)
                 row[f"{pname}/ts"] = t / t_ts
             if torch is not None:
-                tt = torch.from_numpy(a).to("cuda" if gpu else "cpu")
+                tt = torch.from_numpy(a).to(tdev)
                 tkw = {"dim": kw["axes"]} if "axes" in kw else {}
-                tsync = torch.cuda.synchronize if gpu else None
                 t = timeit(lambda: getattr(torch.fft, name)(tt, **tkw), repeat=repeat, sync=tsync)
                 row["torch.fft/ts"] = t / t_ts
             rows.append(row)
@@ -107,14 +111,14 @@ def fft_part(quick):
         row = {"case": label, "shape": "x".join(map(str, shape)), "tessera ms": t_ts * 1e3}
         if torch is not None:
             tkw = {"dim": kw["axes"]} if "axes" in kw else {}
-            ta = torch.from_numpy(a).to("cuda" if gpu else "cpu")
+            ta = torch.from_numpy(a).to(tdev)
 
             def torch_step():
                 xt = ta.clone().requires_grad_(True)
                 yt = getattr(torch.fft, name)(xt, **tkw)
                 (yt * yt.conj()).real.sum().backward()
                 return xt.grad
-            t = timeit(torch_step, repeat=repeat, sync=torch.cuda.synchronize if gpu else None)
+            t = timeit(torch_step, repeat=repeat, sync=tsync)
             row["torch/ts"] = t / t_ts
         rows.append(row)
     table(rows, ["case", "shape", "tessera ms"] + (["torch/ts"] if torch is not None else []))
@@ -143,18 +147,17 @@ def _torch_moe(torch, x, wg, w1, b1, w2, b2, k):
 def moe_part(quick, d_hidden=None):
     dev = ts.default_device()
     gpu = dev.type == "cuda"
-    sync = dev.backend.synchronize if gpu else None
-    try:
-        import torch
-    except ImportError:
-        print("## Part 2: MoE\n\n(torch not installed: no peer to compare)\n")
+    sync = tessera_sync(dev)
+    torch, tdev, tsync = torch_device(dev)
+    if tdev is None:
+        print(f"## Part 2: MoE\n\n(torch on {dev} unavailable: {tsync}; no peer to compare)\n")
         return
-    tdev = "cuda" if gpu else "cpu"
-    tsync = torch.cuda.synchronize if gpu else None
     E, k, d = 8, 2, 1024
     tokens = 2048 if quick else 8192
     d_hidden = d_hidden or (4096 if gpu else 1024)
     repeat = 2 if quick else (7 if gpu else 3)
+    if SMOKE:
+        d, tokens, d_hidden, repeat = 32, 64, 64, 1
     print(f"## Part 2: MoE ({E} experts, top-{k}, d_model {d}, d_hidden {d_hidden}, fp32, "
           f"capacity unlimited; torch per-expert loop time / tessera time)\n")
     moe = ts.nn.MoE(d, d_hidden, num_experts=E, k=k, capacity_factor=None,
