@@ -12,7 +12,11 @@ from hypothesis.extra import numpy as hnp
 import tessera as ts
 from tessera._config import STATE
 from tessera.random import Generator
-from helpers import assert_close, check_grad, check_grad_grad, to_np64, tol
+from helpers import assert_close, check_grad, check_grad_grad, per_device, to_np64, tol
+
+# Every test runs on each device (the default device is pinned to it, so the module-level
+# lambdas below build their constants there too).
+pytestmark = pytest.mark.usefixtures("device")
 
 FLOATS = ("fp32", "fp64", "fp16", "bf16")
 
@@ -74,10 +78,11 @@ def np_cross_entropy(x, t, w=None, reduction="mean", ignore_index=-100, eps=0.0,
 
 
 # -- forward: activations, softmax, norms ---------------------------------------------
-@pytest.mark.parametrize("name", sorted(ACTS))
+@pytest.mark.parametrize("name, device", per_device(sorted(ACTS), {
+    "relu", "gelu", "silu", "softplus", "leaky_relu"}))
 @given(shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=6),
        dtype=st.sampled_from(FLOATS), seed=st.integers(0, 2 ** 16))
-def test_activation_forward(name, shape, dtype, seed):
+def test_activation_forward(name, device, shape, dtype, seed):
     tf, nf = ACTS[name]
     x = ts.asarray(np.random.default_rng(seed).uniform(-5, 5, shape), dtype=dtype)
     y = tf(x)
@@ -292,17 +297,17 @@ def test_cross_entropy_replays_with_new_targets():
 
 
 # -- dropout -------------------------------------------------------------------------------
-def test_dropout_rate_scaling_and_mask_in_backward():
-    x = ts.ones((200, 100), requires_grad=True)
+def test_dropout_rate_scaling_and_mask_in_backward(device):
+    x = ts.ones((200, 100), device=device, requires_grad=True)
     p = 0.3
-    y = ts.dropout(x, p, generator=Generator(0, "cpu"))
+    y = ts.dropout(x, p, generator=Generator(0, device))
     yn = y.numpy()
     kept = yn != 0
     assert abs(1 - kept.mean() - p) < 4 * np.sqrt(p * (1 - p) / kept.size)
     np.testing.assert_allclose(yn[kept], 1 / (1 - p), rtol=1e-6)
     ts.sum(y).backward()
     np.testing.assert_array_equal(x.grad.numpy(), yn)  # same mask, same scale
-    again = ts.dropout(x, p, generator=Generator(0, "cpu"))
+    again = ts.dropout(x, p, generator=Generator(0, device))
     np.testing.assert_array_equal(again.numpy(), yn)
 
 
