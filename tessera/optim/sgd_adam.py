@@ -143,10 +143,15 @@ class SGD(Optimizer):
         p -= group["lr"] * g
 
     def _fused_update(self, group, p, g, state):
-        buf, coef, first = self._momentum_state(group, p, state)
-        zero_d = () if coef is None else ((coef, p.dtype),)
-        if not _fused.ready(p, g, (buf,), zero_d):
+        # Decide before _momentum_state makes the first step's state: a declined fast
+        # path must leave the state as it found it, or the per-op path takes the step
+        # for a second one and never sets 1 - dampening. What it makes has p's dtype,
+        # shape and device, so checking the state that exists decides the same.
+        coef = state.get("grad_coef")
+        if not _fused.ready(p, g, (state.get("momentum_buffer"),),
+                            ((coef, p.dtype),) if type(coef) is Tensor else ()):
             return False
+        buf, coef, first = self._momentum_state(group, p, state)
         sc = p._buf.dtype.type  # Python hyperparameters become scalars of p's dtype
         _fused.sgd(p.device.backend.xp, p._buf, g._buf, _buf_of(buf), _buf_of(coef),
                    lambda n: self._scratch.get(p, n), sc(group["lr"]),

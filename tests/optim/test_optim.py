@@ -146,3 +146,27 @@ def test_closure_and_errors():
     with pytest.raises(ValueError, match="Nesterov"):
         ts.optim.SGD([w], lr=0.1, nesterov=True)
     assert "lr: 0.25" in repr(opt) and math.isclose(opt.defaults["lr"], 0.25)
+
+
+@pytest.mark.parametrize("dtype, fused", [("fp16", None), ("bf16", None), ("fp32", None),
+                                          ("fp32", False), ("fp64", True)])
+def test_sgd_dampening_applies_from_the_second_step(device, dtype, fused):
+    # fp16/bf16 (and every CUDA parameter) make the fast path decline: the per-op
+    # path must still see the first step as the first (TRIAGE 2026-12-04 A9)
+    if fused and device != "cpu":
+        pytest.skip("the one-pass optimizer kernels are CPU-only")
+    c = np.array([0.5, -1.0, 2.0])
+    w = ts.asarray(np.zeros(3), dtype=dtype, device=device, requires_grad=True)
+    opt = ts.optim.SGD([w], lr=0.125, momentum=0.5, dampening=0.25, fused=fused)
+    lr, mom, keep = 0.125, 0.5, 0.75
+    buf, ref = np.zeros(3), np.zeros(3)
+    for step in range(3):
+        w.grad = ts.asarray(c, dtype=dtype, device=device)
+        opt.step()
+        buf = c if step == 0 else mom * buf + keep * c  # torch: buf = g at the first step
+        ref = ref - lr * buf
+    assert float(opt.state[w]["grad_coef"]) == keep
+    np.testing.assert_allclose(opt.state[w]["momentum_buffer"].numpy().astype(np.float64), buf,
+                               rtol=1e-2 if dtype in ("fp16", "bf16") else 1e-6)
+    np.testing.assert_allclose(w.numpy().astype(np.float64), ref,
+                               rtol=1e-2 if dtype in ("fp16", "bf16") else 1e-6)
