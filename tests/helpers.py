@@ -212,3 +212,14 @@ def raises_op(exc, op, fn, *words):
     assert msg.startswith(f"[{op}]"), msg
     for w in words:
         assert w in msg, (w, msg)
+
+
+def cuda_typed_cpu_device():
+    """A device of type "cuda" on the NumPy backend (not interned, so no test's own): for
+    the decisions tessera takes by device type (host-data checks, kernel-backed ops, the
+    default device differing from the operands'), tested on any machine."""
+    from tessera.backend.cpu import CPUBackend
+    from tessera.device import Device
+    dev = object.__new__(Device)
+    dev.type, dev.index, dev._str, dev._backend = "cuda", 98, "cuda:98 (stand-in)", CPUBackend()
+    return dev

@@ -16,6 +16,7 @@ from tessera.fusion import ir
 from tessera.ops import elementwise as ew
 
 from core_strategies import FUSE_MIN
+from helpers import cuda_typed_cpu_device
 
 ALL = [d for d in D.ALL_DTYPES]
 
@@ -70,10 +71,7 @@ def foreign_default(monkeypatch):
     """The default device set to one no test tensor is on (a GPU host's default is cuda:0
     while a test's tensors may be on the CPU): a "cuda"-typed device on the NumPy backend."""
     from tessera import device as devmod
-    from tessera.backend.cpu import CPUBackend
-    from tessera.device import Device
-    dev = object.__new__(Device)
-    dev.type, dev.index, dev._str, dev._backend = "cuda", 98, "cuda:98 (stand-in)", CPUBackend()
+    dev = cuda_typed_cpu_device()
     monkeypatch.setattr(devmod, "_default", dev)
     return dev
 
