@@ -87,14 +87,14 @@ class CudaBackend(ArrayBackend):
     def compute(self, buf, dtype):
         if dtype in _NARROW:
             from ..kernels.launchers.movement import cast
-            return cast(self.xp.ascontiguousarray(buf), dtype.name, "fp32")
+            return cast(self._contiguous(buf), dtype.name, "fp32")
         return buf
 
     def store(self, arr, dtype):
         if dtype in _NARROW:
             from ..kernels.launchers.movement import cast
             src = arr if arr.dtype == np.float32 else arr.astype(np.float32)
-            return cast(self.xp.ascontiguousarray(src), "fp32", dtype.name)
+            return cast(self._contiguous(src), "fp32", dtype.name)
         sd = self._storage[dtype]
         return arr if arr.dtype == sd else arr.astype(sd)
 
@@ -109,7 +109,14 @@ class CudaBackend(ArrayBackend):
                 return self.store(x.real.astype(self.compute_dtype(dst)), dst)
             return x.astype(self._storage[dst])
         from ..kernels.launchers.movement import cast
-        return cast(self.xp.ascontiguousarray(buf), src.name, dst.name)
+        return cast(self._contiguous(buf), src.name, dst.name)
+
+    def _contiguous(self, buf):
+        """A C-contiguous array of the same shape: CuPy's (and NumPy's)
+        ascontiguousarray turns a 0-d array into shape (1,) (TRIAGE A13)."""
+        if buf.flags.c_contiguous:
+            return buf
+        return self.xp.ascontiguousarray(buf) if buf.ndim else buf.copy()
 
     def to_numpy(self, buf, dtype):
         host = self.cupy.asnumpy(buf)
@@ -165,6 +172,8 @@ class CudaBackend(ArrayBackend):
             return super().reduce(name, buf, dtype, axes, keepdims, out_dtype, **kw)
         x = buf
         nd = x.ndim
+        if x.size == 0:  # nothing to launch: the reduction's identity (or NaN) in NumPy's shape (TRIAGE A6)
+            return super().reduce(name, buf, dtype, axes, keepdims, out_dtype, **kw)
         keep = [i for i in range(nd) if i not in axes]
         oshape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keepdims \
             else tuple(x.shape[i] for i in keep)

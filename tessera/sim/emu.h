@@ -54,7 +54,7 @@ typedef dim3 uint3;
 
 // ---- per-launch state (one launch at a time: the Python side holds a lock) ----
 inline dim3 threadIdx, blockIdx, blockDim, gridDim;
-inline int warpSize = TS_CPU_EMU;
+constexpr int warpSize = TS_CPU_EMU;
 
 namespace ts_emu {
 

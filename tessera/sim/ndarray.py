@@ -20,6 +20,9 @@ import numpy as np
 from . import memory
 
 _NO_FP8 = None
+# NumPy attributes CuPy arrays do not have (host memory, NumPy-only views)
+_NOT_CUPY = frozenset({"ctypes", "getfield", "setfield", "tofile", "dump", "dumps", "byteswap",
+                       "newbyteorder", "resize", "tobytes", "tostring", "setflags"})
 
 
 def _fp8_dtypes():
@@ -348,7 +351,7 @@ class ndarray:  # noqa: N801 - CuPy's name
     # ---- reductions and other methods, emulated with NumPy ----
     def __getattr__(self, name):
         fn = getattr(np.ndarray, name, None)
-        if fn is None or name.startswith("_"):
+        if fn is None or name.startswith("_") or name in _NOT_CUPY:
             raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r}")
 
         def method(*args, **kwargs):

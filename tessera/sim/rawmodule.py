@@ -33,7 +33,7 @@ from . import cuda as _cuda
 from .ndarray import ndarray
 
 SIM_DIR = Path(__file__).resolve().parent
-CXX_FLAGS = ("-std=c++17", "-O1", "-fPIC", "-shared", "-w", "-fwrapv", "-fno-strict-aliasing",
+CXX_FLAGS = ("-std=c++17", "-O1", "-fPIC", "-shared", "-w", "-fwrapv", "-fno-strict-aliasing", "-fno-gnu-unique",
              "-ffp-contract=off")
 DEFAULT_DYNAMIC_SMEM = 48 * 1024
 _lock = threading.RLock()  # one launch at a time: the emulator's state is global
@@ -97,7 +97,20 @@ def _cache_root():
         return root
 
 
+# `extern __shared__ T name[];` (CUDA's dynamic shared memory) as a pointer to the
+# block's buffer: `__shared__` is a function-static in the emulator, and an
+# extern static does not exist.
+_EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+((?:(?:__align__|alignas)\s*\(\s*\d+\s*\)\s*|"
+                            r"__attribute__\s*\(\(.*?\)\)\s*)*)([\w:<>, ]+?)\s+(\w+)\s*\[\s*\]\s*;")
+
+
+def _emulable(code):
+    return _EXTERN_SHARED.sub(lambda m: f"{m.group(2)}* {m.group(3)} = reinterpret_cast<{m.group(2)}*>"
+                                        f"(ts_emu_dynamic_smem());", code)
+
+
 def _translation_unit(code, names, warp, hip):
+    code = _emulable(code)
     lines = [f"#define TS_CPU_EMU {warp}"]
     if hip:
         lines.append("#define TS_EMU_HIP 1")
