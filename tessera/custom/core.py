@@ -172,7 +172,7 @@ class CustomOp:
                 ts = [_new(b, s, d, dev) for b, (s, d) in zip(bufs, metas)]
                 shape, dtype = rule(ts, attrs)
                 out = dev.backend.xp.empty(shape, dtype=dev.backend.storage_dtype(dtype))
-                return kernel.launch(out, bufs, _new(out, shape, dtype, dev), ts)
+                return kernel.launch(out, bufs, _new(out, shape, dtype, dev), ts, attrs)
             return fwd, None
         if self.body is None:
             raise DeviceError(f"[{self.name}] has no implementation for {dev}: it has a kernel "

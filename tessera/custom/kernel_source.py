@@ -54,9 +54,9 @@ class Kernel:
     template name expression such as "scale<float>"); block: threads per block;
     grid: a tuple, or `grid(out, *inputs)` returning one (default: enough blocks
     of `block` threads for one thread per output element); args: `args(out,
-    *inputs)` -> the extra arguments after the pointers (default: the output size
-    as int64); shared_mem: dynamic shared memory bytes (or `shared_mem(out, *inputs)`);
-    options: compiler flags."""
+    *inputs, **attrs)` -> the extra arguments after the pointers, given the call's
+    attributes (default: the output size as int64); shared_mem: dynamic shared
+    memory bytes (or `shared_mem(out, *inputs)`); options: compiler flags."""
 
     def __init__(self, source, name, grid=None, block=256, args=None, shared_mem=0, options=()):
         if not isinstance(source, str) or "__global__" not in source:
@@ -152,12 +152,14 @@ class Kernel:
             grid = (max(1, -(-int(n) // per)), 1, 1)
         return grid, self.block
 
-    def launch(self, out_buf, in_bufs, out_t, in_ts):
-        """Run on CuPy buffers (inputs made contiguous first), writing `out_buf`."""
+    def launch(self, out_buf, in_bufs, out_t, in_ts, attrs=None):
+        """Run on CuPy buffers (inputs made contiguous first), writing `out_buf`; `attrs`
+        are the call's keyword attributes (`my_op(x, alpha=3.0)`), handed to `args`."""
         from ..backend.cupy_source import cupy as _cupy
         cupy = _cupy()
         ins = [cupy.ascontiguousarray(b) for b in in_bufs]
-        extra = self.args(out_t, *in_ts) if self.args is not None else (np.int64(out_buf.size),)
+        extra = (self.args(out_t, *in_ts, **(attrs or {})) if self.args is not None
+                 else (np.int64(out_buf.size),))
         if out_buf.size == 0:
             return out_buf
         grid, block = self.launch_shape(out_buf.size, out_t, in_ts)

@@ -183,3 +183,24 @@ def test_kernel_runs_on_gpu_vs_cpu_body():
     assert_close(x.grad, xc.grad.numpy().astype(np.float64), rtol=1e-4, atol=1e-4)
     s = _scale_op()
     assert_close(s(ts.asarray(a, device="cuda"), alpha=3.0), a.astype(np.float64) * 3, rtol=1e-6)
+
+
+@pytest.mark.cpu_only("a cuda-typed stand-in device; the kernel launch is recorded, not run")
+def test_kernel_args_receive_the_call_attributes(monkeypatch):
+    # `args=` saw only its default alpha on the GPU (TRIAGE 2026-12-04 A10)
+    from helpers import cuda_typed_cpu_device
+    from tessera.backend import cupy_source
+    monkeypatch.setattr(cupy_source, "cupy", lambda: np)  # the launch's ascontiguousarray
+    s = _scale_op(compile_check=False)
+    launches = []
+
+    def scale(grid, block, args, shared_mem=0):  # the kernel, on the NumPy buffers
+        x, y, n, alpha = args
+        launches.append((int(n), float(alpha)))
+        y[...] = alpha * x
+    monkeypatch.setattr(s.kernel, "function", lambda: scale)
+    dev = cuda_typed_cpu_device()
+    a = np.array([1.0, -2.0, 0.5], np.float32)
+    assert s(ts.asarray(a, device=dev), alpha=3.0).tolist() == [3.0, -6.0, 1.5]
+    assert s(ts.asarray(a, device=dev)).tolist() == [2.0, -4.0, 1.0]
+    assert launches == [(3, 3.0), (3, 2.0)]
