@@ -9,6 +9,8 @@ import pytest
 import tessera as ts
 from helpers import assert_close, check_grad_complex
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 rng = np.random.default_rng(3)
 
 

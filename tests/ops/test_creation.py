@@ -9,6 +9,8 @@ import tessera as ts
 from helpers import assert_close
 from core_strategies import FLOATS, INTS, shapes
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 @pytest.mark.parametrize("obj,dtype,shape", [
     (1.5, "fp32", ()), (3, "int64", ()), (True, "bool", ()), (1j, "complex64", ()),
@@ -93,7 +95,7 @@ def test_non_numeric_raises(obj):
 @given(shape=shapes(max_dims=3, min_side=0), dtype=st.sampled_from(FLOATS + INTS + ("bool",)))
 def test_zeros_ones_empty(fn, shape, dtype):
     t = getattr(ts, fn)(shape, dtype=dtype)
-    assert t.shape == shape and t.dtype.name == dtype and t.device.type == "cpu"
+    assert t.shape == shape and t.dtype.name == dtype and t.device == ts.default_device()
     if fn != "empty":
         np.testing.assert_array_equal(t.numpy(), getattr(np, fn)(shape))
 

@@ -14,6 +14,8 @@ from tessera.errors import DeviceError, ShapeError
 from core_strategies import make
 from helpers import assert_close, check_grad, tol, raises_op as _raises
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 CASES = [
     ("ij,jk->ik", ((2, 3), (3, 4))),
     ("ij,jk", ((2, 3), (3, 4))),

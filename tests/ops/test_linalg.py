@@ -8,8 +8,10 @@ from hypothesis import given, strategies as st
 
 import tessera as ts
 from tessera import dtypes as D
-from helpers import assert_close, tol
+from helpers import assert_close, shares_memory, tol
 from core_strategies import FLOATS, LAYOUTS, make, values
+
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
 
 PAIRS = [(d, d) for d in FLOATS] + [("fp16", "fp32"), ("bf16", "fp16"), ("int32", "fp32"),
                                     ("int8", "int8"), ("int8", "uint8"), ("int64", "int32")]
@@ -113,7 +115,7 @@ def test_matrix_transpose():
     x = ts.asarray(a, dtype="fp64")
     t = ts.matrix_transpose(x)
     assert_close(t, np.swapaxes(a, -1, -2))
-    assert np.shares_memory(t.data, x.data)
+    assert shares_memory(t, x)
 
 
 def test_vecdot_size_mismatch():

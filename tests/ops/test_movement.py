@@ -6,8 +6,10 @@ from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tessera as ts
-from helpers import assert_close
+from helpers import assert_close, shares_memory
 from core_strategies import FLOATS, INTS, LAYOUTS, make, shapes, values
+
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
 
 DTYPES = FLOATS + INTS + ("bool",)
 
@@ -99,7 +101,7 @@ def test_copy_and_contiguous(xr):
     x, rx = xr
     c = ts.copy(x)
     _eq(c, rx)
-    assert c.is_contiguous() and not np.shares_memory(c.data, x.data)
+    assert c.is_contiguous() and not shares_memory(c, x)
     k = ts.contiguous(x)
     _eq(k, rx)
     assert k.is_contiguous()
@@ -122,7 +124,7 @@ VIEW_OPS = [
 def test_views_share_storage_and_version(name, fn):
     base = ts.asarray(np.arange(12.0).reshape(3, 4), dtype="fp32")
     v = fn(base)
-    assert np.shares_memory(v.data, base.data)
+    assert shares_memory(v, base)
     assert v._version is base._version
     before = base._version.v
     v[...] = -1.0  # write through the view
@@ -137,7 +139,7 @@ def test_views_share_storage_and_version(name, fn):
 def test_broadcast_to_is_a_view_and_copy_is_not():
     base = ts.asarray([1.0, 2.0])
     b = ts.broadcast_to(base, (3, 2))
-    assert np.shares_memory(b.data, base.data)
+    assert shares_memory(b, base)
     c = ts.copy(base)
     c[0] = 9.0
     assert base.tolist() == [1.0, 2.0]

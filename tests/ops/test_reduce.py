@@ -10,6 +10,8 @@ from helpers import assert_close, tol, to_np64
 from core_strategies import (BIG_SHAPES, FLOATS, INTS, LAYOUTS, fusion_mode, make, shapes,
                              values)
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 @st.composite
 def axes_for(draw, ndim):

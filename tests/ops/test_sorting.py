@@ -13,6 +13,8 @@ from tessera.errors import DeviceError, DTypeError, IndexingError, ShapeError
 from core_strategies import LAYOUTS, make, values
 from helpers import assert_close, check_grad, raises_op as _raises
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 DTYPES = ("fp32", "fp64", "fp16", "bf16", "int32", "int8", "uint8", "bool")
 
 
