@@ -203,6 +203,13 @@ def shares_memory(a, b):
     return bool(a.device.backend.xp.shares_memory(a.data, b.data))
 
 
+def host_spans(tl, cat=None, name=None):
+    """A profile's spans of a category and/or name on the host lane: with device timing
+    (CUDA events) each span also exists once on the device lane."""
+    from tessera.profiler.timeline import HOST
+    return [s for s in tl.filter(cat=cat, name=name) if s.tid == HOST]
+
+
 def raises_op(exc, op, fn, *words):
     """`fn()` raises `exc` with a message tagged "[op]" that contains every word."""
     import pytest

@@ -7,6 +7,8 @@ import pytest
 import tessera as ts
 from tessera.errors import IndexingError
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 def _both(x, t, **kw):
     """(loss, grad) through the fast path and through the general one."""

@@ -7,7 +7,9 @@ import pytest
 import tessera as ts
 from tessera.autograd.engine import AccumulateGrad
 from tessera.profiler import profile
-from helpers import assert_close, check_grad, check_grad_grad, raises_op
+from helpers import assert_close, check_grad, check_grad_grad, host_spans, raises_op
+
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
 
 SPECIAL = [np.nan, -np.inf, np.inf, 0.0, -0.0, -1.5, 2.5, 1e-30, -1e-30]
 
@@ -87,14 +89,15 @@ def test_grad_of_grad():
 
 
 def test_fused_chain_with_relu_forward_and_backward():
-    """Above the CPU fusion size, relu joins the surrounding elementwise ops in one
-    generated C kernel (as maximum), and so does its adjoint in backward."""
+    """Above the CPU fusion size (on CUDA at any size), relu joins the surrounding
+    elementwise ops in one generated kernel (as maximum), and so does its adjoint in
+    backward."""
     v = np.random.default_rng(4).uniform(-2, 2, (200, 300))
     x = ts.asarray(v, dtype="fp32", requires_grad=True)
     with profile() as tl:
         y = ts.exp(ts.relu(x * 2.0 - 1.0)) * 0.5
         out = y.numpy()
-    fused = tl.filter(cat="fused")
+    fused = host_spans(tl, cat="fused")
     assert len(fused) == 1 and "maximum" in fused[0].args["ops"]
     xf = v.astype(np.float32).astype(np.float64)
     assert_close(out, np.exp(np.maximum(xf * 2 - 1, 0)) * 0.5, dtype="fp32")
