@@ -169,10 +169,11 @@ class Tensor:
         """A NumPy array (bf16/fp8 as ml_dtypes types). Shares memory on the CPU."""
         if self.requires_grad and STATE.grad_enabled and self.grad_fn is not None:
             pass  # like NumPy interop in JAX: reading values is always allowed
+        data = self.data  # realizes a pending group, which queues its check_numerics flag
         if STATE.check_numerics and self.device.type != "cpu":
             from .numerics import sync_point
-            sync_point()  # a host read syncs anyway: read check_numerics' device flag first
-        return self.device.backend.to_numpy(self.data, self.dtype)
+            sync_point()  # a host read syncs anyway: read the device flag (after realizing)
+        return self.device.backend.to_numpy(data, self.dtype)
 
     def __array__(self, dtype=None, copy=None):
         a = self.numpy()

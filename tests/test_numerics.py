@@ -348,6 +348,22 @@ def test_gpu_path_reports_at_the_next_host_read(fake_gpu, read):
     assert numerics._flags.ring == [] and int(numerics._flags.word) == 0
 
 
+@pytest.mark.parametrize("read", ["numpy", "float-of-sum"])
+def test_gpu_path_reports_a_pending_group_at_the_read_that_realizes_it(fake_gpu, read):
+    # the read used to take the flag before realizing the group it reads, which queues
+    # the group's check: the report came at leaving the mode, outside the user's `try`
+    # (TRIAGE 2026-12-04 A11, the demo crash)
+    x = _on(fake_gpu, np.full(50_000, 4.0))
+    reached = []
+    with pytest.raises(NumericsError) as ei:
+        with check_numerics():
+            z = ts.log(x - 5.0) * 2.0
+            assert z.is_lazy
+            z.numpy() if read == "numpy" else float(z.sum())
+            reached.append(read)
+    assert reached == [] and ei.value.op == "log"
+
+
 def test_gpu_path_clean_reads_and_leaving_the_mode(fake_gpu):
     x = _on(fake_gpu, [4.0, 9.0])
     with check_numerics():
