@@ -1,7 +1,9 @@
 """Dtype casts between every pair of tessera dtypes.
 
-Round-to-nearest-even into bf16/fp16/fp8 (bit-exact with ml_dtypes), float to
-integer truncating toward zero, anything to bool as `!= 0`. The gradient of a
+The rules are one table, in tessera/precision/convert.py (not ml_dtypes' or NumPy's,
+which vary by version and platform): one round-to-nearest-even into bf16/fp16/fp8 from
+the exact source value, float to integer truncating toward zero (NaN and out of range
+by a stated rule), anything to bool as `!= 0`. The gradient of a
 cast is cast back to the input's dtype, so a bf16 activation made from an fp32
 parameter sends an fp32 gradient to it.
 """

@@ -1,11 +1,13 @@
-"""op.cast: round-to-nearest and saturating casts bit-exact against ml_dtypes,
-stochastic rounding (on the grid, unbiased, seeded), gradients in the input dtype."""
+"""op.cast: round-to-nearest and saturating casts bit-exact against the exact reference
+(tests/cast_reference.py, whatever ml_dtypes is installed), stochastic rounding (on the
+grid, unbiased, seeded), gradients in the input dtype."""
 import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 import tessera as ts
+from cast_reference import assert_same_values, round_f64
 from tessera import op
 from tessera.random import Generator
 
@@ -26,26 +28,27 @@ def _values(seed=0):
     return x.astype(np.float32)
 
 
+@pytest.mark.parametrize("src", ["fp32", "fp64"])
 @pytest.mark.parametrize("dst", sorted(NARROW))
-def test_nearest_bit_exact_with_ml_dtypes(dst):
-    x = _values()
+def test_nearest_bit_exact(dst, src):
+    x = _values().astype({"fp32": np.float32, "fp64": np.float64}[src])
+    if src == "fp64":  # between fp32 values: fp64 -> fp32 -> dst would round twice
+        x = np.concatenate([x, x * (1 + 2.0 ** -40), x * (1 - 2.0 ** -40)])
     y = op.cast(ts.asarray(x), dst).numpy()
-    ref = x.astype(NARROW[dst])
-    nan = np.isnan(ref.astype(np.float32))
-    assert np.array_equal(np.isnan(y.astype(np.float32)), nan)
-    assert np.array_equal(_bits(y)[~nan], _bits(ref)[~nan])
+    assert_same_values(y.astype(np.float64), round_f64(x.astype(np.float64), dst), f"{src} -> {dst}")
 
 
+@pytest.mark.parametrize("src", ["fp32", "fp64"])
 @pytest.mark.parametrize("dst", sorted(NARROW))
-def test_saturate_bit_exact_with_clipped_ml_dtypes(dst):
-    x = _values(1)
+def test_saturate_bit_exact_with_clipped_reference(dst, src):
+    x = _values(1).astype({"fp32": np.float32, "fp64": np.float64}[src])
+    if src == "fp64":
+        x = np.concatenate([x, x * (1 + 2.0 ** -40), [1e300, -1e300]])
     m = float(ml_dtypes.finfo(NARROW[dst]).max)
-    y = op.cast(ts.asarray(x), dst, saturate=True).numpy()
-    ref = np.where(np.isnan(x), x, np.clip(x, -m, m)).astype(NARROW[dst])
-    nan = np.isnan(x)
-    assert np.isnan(y.astype(np.float32)[nan]).all()
-    assert np.array_equal(_bits(y)[~nan], _bits(ref)[~nan])
-    assert np.isfinite(y.astype(np.float32)[~nan]).all()
+    y = op.cast(ts.asarray(x), dst, saturate=True).numpy().astype(np.float64)
+    ref = round_f64(np.where(np.isnan(x), x, np.clip(x, -m, m)).astype(np.float64), dst)
+    assert_same_values(y, ref, f"{src} -> {dst}")
+    assert np.isfinite(y[~np.isnan(x)]).all()
 
 
 def test_saturate_to_int_and_between_every_pair():
