@@ -126,16 +126,18 @@ def lazy_matmul(a, b, out_dt, shape, device, fwd):
     return t
 
 
+def _source_buf(s, reason):
+    """The buffer of a group's source (a Tensor or a LazyOp), realizing a pending one
+    first, in its own group: a matmul's operands and an epilogue's bias."""
+    if type(s) is LazyOp:
+        if s.buf is None:
+            realize_group([s], reason)
+        return s.buf
+    return s.data
+
+
 def _realize_matmul(m):
-    bufs = []
-    for s in m.srcs:
-        if type(s) is LazyOp:
-            if s.buf is None:
-                realize_group([s], "matmul operand")
-            bufs.append(s.buf)
-        else:
-            bufs.append(s.data)
-    m.buf = m.arg(*bufs)
+    m.buf = m.arg(*[_source_buf(s, "matmul operand") for s in m.srcs])
     m.srcs = ()
 
 
@@ -321,8 +323,8 @@ def _realize_same_shape(roots, reason):
 def _run_epilogue(epi, outputs, order, run_epi, reason):
     """One GEMM launch with bias and activation for the matched group (CUDA)."""
     mm, bias, act = epi
-    a, b = (s.buf if type(s) is LazyOp else s.data for s in mm.srcs)
-    bb = bias.buf if type(bias) is LazyOp else bias.data
+    a, b = (_source_buf(s, "matmul operand") for s in mm.srcs)  # as _realize_matmul
+    bb = _source_buf(bias, "epilogue bias")
     out = outputs[0]
     out.buf = run_epi(a, b, bb.reshape(-1), act, out.dtype)
     out.srcs = ()
