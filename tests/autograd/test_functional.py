@@ -6,6 +6,8 @@ import pytest
 import tessera as ts
 from helpers import assert_close
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 RNG = np.random.default_rng(0)
 
 
@@ -112,6 +114,9 @@ def test_value_and_grad_argnums_tuple_and_scalars():
     assert v.item() == 16.0 and not v.requires_grad
     assert_close(gx, [3.0, 4.0])
     assert_close(gy, [1.0, 2.0])
+    # a non-differentiated NumPy argument reaches the op as it is: fine on the CPU, an error
+    # next to a GPU tensor (nothing is copied across devices silently)
+    y = y if x.device.type == "cpu" else t64(y)
     assert_close(ts.grad(f, argnums=2)(x, y, 5.0), np.array(1.0, dtype=np.float32))
     assert_close(ts.grad(f, argnums=-1)(x, y, 5.0), np.array(1.0, dtype=np.float32))
     assert not x.requires_grad and x.grad is None  # inputs are left alone

@@ -125,9 +125,21 @@ def _run(prog, lib, a, b, W):
     return vals[-1], loss
 
 
+# The hypothesis sweeps run on the CPU; a fixed representative set of programs runs on each
+# device (test_fixed_programs_match_torch_on_device).
+SWEEP = pytest.mark.cpu_only("hypothesis sweep of random programs; a fixed set runs on each "
+                             "device (test_fixed_programs_match_torch_on_device)")
+
+
+@SWEEP
 @settings(max_examples=40)
 @given(prog=programs(), seed=st.integers(0, 2**32 - 1))
 def test_random_composition_matches_torch(prog, seed):
+    _first_order(prog, seed)
+
+
+def _first_order(prog, seed):
+    """Forward and gradients against torch, on the default device (pinned to the test's)."""
     rng = np.random.default_rng(seed)
     arrays = [rng.uniform(-1.5, 1.5, SHAPE), rng.uniform(-1.5, 1.5, (4,)),
               rng.uniform(-0.7, 0.7, (4, 4))]
@@ -166,10 +178,15 @@ def smooth_programs(draw):
     return prog
 
 
+@SWEEP
 @settings(max_examples=25)
 @given(prog=smooth_programs(), seed=st.integers(0, 2**32 - 1))
 def test_random_composition_second_order_matches_torch(prog, seed):
     """Hessian-vector products: d/dx <grad f(x), v> through create_graph."""
+    _second_order(prog, seed)
+
+
+def _second_order(prog, seed):
     rng = np.random.default_rng(seed)
     arrays = [rng.uniform(-1.5, 1.5, SHAPE), rng.uniform(-1.5, 1.5, (4,)),
               rng.uniform(-0.7, 0.7, (4, 4))]
@@ -190,3 +207,22 @@ def test_random_composition_second_order_matches_torch(prog, seed):
         tv = t.numpy() if t is not None else 0.0
         pv = p.numpy() if p is not None else 0.0
         np.testing.assert_allclose(tv, pv, rtol=1e-8, atol=1e-10, err_msg=f"Hv of {name}: {prog}")
+
+
+# every op family once: elementwise, reductions, movement, gather, matmul, setitem
+FIXED = [
+    [("tanh", (0,)), ("mul", (3, 1)), ("matmul_W", (4,)), ("lse_last", (5,))],
+    [("sigmoid", (1,)), ("div_safe", (0, 3)), ("cumsum", (4,)), ("var_all", (5,)),
+     ("pow", (4, 0))],
+    [("gather_rep", (0,)), ("T_matmul", (3,)), ("atan2", (4, 1)), ("mean_first", (5,)),
+     ("flip", (6,))],
+    [("setitem", (0,)), ("where", (3, 1)), ("max_last", (4,)), ("std_first", (0,)),
+     ("roll", (6,)), ("hypot", (7, 5))],
+]
+
+
+@pytest.mark.parametrize("prog", FIXED, ids=lambda p: "-".join(n for n, _ in p))
+def test_fixed_programs_match_torch_on_device(prog, device):
+    _first_order(prog, seed=1)
+    if all(n in SMOOTH or n in SMOOTH_BIN for n, _ in prog):
+        _second_order(prog, seed=2)
