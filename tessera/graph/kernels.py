@@ -65,10 +65,7 @@ def describe_fused(info):
             out.update(kernel_name=loop.name, kernel_backend="cuda",
                        launch={"grid": [max(grid, 1), 1, 1], "block": [block, 1, 1],
                                "shared_memory": 0 if loop.kind != "reduce" else 32 * 8})
-            try:
-                out["source"] = render_cuda.render_cuda_ir(loop)
-            except Exception:  # renderer API differs: the name still identifies it
-                pass
+            out["source"], _ = render_cuda.render_cuda_ir(loop)  # (source, kernel name)
     except Exception as e:  # describing must never break capture
         out["error"] = f"{type(e).__name__}: {e}"
     return out

@@ -173,3 +173,26 @@ def test_deferred_casts_and_reductions_carry_their_own_lines():
     assert 'to = "bf16"' in text and "axes = [1 : i64]" in text
     assert [o.kind for o in g.ops if o.name in ("cast", "sum")] == ["lazy"] * 3
     parse_mlir(text)
+
+
+def _fused_kernel_sources(x):
+    g = capture(lambda x: ts.exp(x * 2.0) + 1.0, x)
+    ks = [k for k in g.kernels() if k["kind"] == "fused"]
+    assert ks and all("error" not in k for k in ks), ks
+    return [(k, g.kernel_source(k["kernel_name"])) for k in ks]
+
+
+@pytest.mark.cpu_only("a cuda-typed stand-in device on the NumPy backend: the CUDA source is rendered")
+def test_cuda_fused_kernel_source_is_text():
+    # kernel_source returned render_cuda_ir's (source, name) tuple (TRIAGE 2026-12-04 A14)
+    from helpers import cuda_typed_cpu_device
+    x = ts.asarray(np.linspace(0, 1, 40_000, dtype=np.float32), device=cuda_typed_cpu_device())
+    for k, src in _fused_kernel_sources(x):
+        assert k["kernel_backend"] == "cuda" and isinstance(src, str)
+        assert f"__global__ void __launch_bounds__(256) {k['kernel_name']}(" in src
+
+
+def test_fused_kernel_source_is_text_on_device(device):
+    x = ts.asarray(np.linspace(0, 1, 40_000, dtype=np.float32), device=device)
+    for k, src in _fused_kernel_sources(x):
+        assert isinstance(src, str) and k["kernel_name"] in src
