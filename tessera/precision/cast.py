@@ -88,6 +88,9 @@ def cast(x, dtype, rounding="nearest", saturate=None, generator=None):
                                                            < _FORMAT[src.name][1]))
     stoch = rounding == "stochastic" and narrowing
     bounds = saturate_bounds(dst) if saturate and src.kind in "fiu" and dst.kind in "fiu" else None
+    if bounds is not None and src.kind in "iu":  # clip's bounds within the source's range:
+        i = _dt.iinfo(src)                        # CuPy converts them to its dtype (OverflowError)
+        bounds = (int(max(bounds[0], i.min)), int(min(bounds[1], i.max)))
     if not stoch and bounds is None:
         return cast_tensor(x, dst)
     backend = x.device.backend

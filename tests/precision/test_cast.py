@@ -115,3 +115,28 @@ def test_bad_rounding_and_complex():
         op.cast(ts.ones(2), "bf16", rounding="up")
     with pytest.raises(ts.DTypeError, match=r"\[cast\]"):
         op.cast(ts.ones(2).astype("complex64"), "fp16", saturate=True)
+
+
+@pytest.mark.cpu_only("NumPy's clip made strict as CuPy's: bounds must fit the array's dtype")
+def test_saturating_int_casts_clip_within_the_source_range(monkeypatch):
+    # CuPy converts Python-int clip bounds to the array's dtype and raises OverflowError
+    # for int8 -> int32 (NumPy 2 accepts them) (TRIAGE 2026-12-04 A15)
+    real = np.clip
+
+    def cupy_clip(a, lo, hi, *args, **kw):
+        if a.dtype.kind in "iu":
+            r = np.iinfo(a.dtype)
+            for b in (lo, hi):
+                if isinstance(b, int) and not r.min <= b <= r.max:
+                    raise OverflowError(f"Python integer {b} out of bounds for {a.dtype}")
+        return real(a, lo, hi, *args, **kw)
+    monkeypatch.setattr(np, "clip", cupy_clip)
+    vals = {"int8": [-128, 5, 127], "uint8": [0, 5, 255], "int32": [-300, 5, 70000],
+            "int64": [-2**40, 5, 2**40]}
+    for a, v in vals.items():
+        for b in ("int8", "uint8", "int32", "int64", "fp16", "fp32"):
+            got = op.cast(ts.asarray(v, dtype=a), b, saturate=True).numpy().astype(np.float64)
+            lo, hi = ((float(np.finfo(np.float16).min), float(np.finfo(np.float16).max)) if b == "fp16"
+                      else (-np.inf, np.inf) if b == "fp32" else tuple(map(float, (np.iinfo(b).min,
+                                                                                    np.iinfo(b).max))))
+            np.testing.assert_array_equal(got, np.clip(np.array(v, np.float64), lo, hi), err_msg=f"{a}->{b}")
