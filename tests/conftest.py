@@ -91,12 +91,17 @@ def pytest_pycollect_makeitem(collector, name, obj):
 @pytest.fixture(autouse=True)
 def _pin_default_device(request):
     """Run each test with the default device set to its own device (the CPU for a
-    `cpu_only` test), then restore the previous default and realize the fusion groups the
-    test left pending, so that nothing leaks into the next test."""
+    `cpu_only` test), then realize the fusion groups the test left pending and restore the
+    previous default and the global modes a test can leave behind, so that nothing leaks
+    into the next test (fusion.explain's recording, for one, makes every later lazy op
+    record its source line, which check_numerics then reports)."""
     import tessera
+    from tessera._config import STATE
     from tessera.fusion import lazy
 
     prev = tessera.default_device()
+    modes = (STATE.grad_enabled, STATE.fusion_mode, STATE.autocast, STATE.tile_hint)
+    explaining = lazy._explain.enabled
     dev = _test_device(request.node) or "cpu"
     if dev == "cuda" and not GPU:
         dev = prev  # the test skips (device fixture / gpu marker); nothing to pin
@@ -108,6 +113,8 @@ def _pin_default_device(request):
             lazy.flush_pending("test teardown")
         finally:
             tessera.set_default_device(prev)
+            STATE.grad_enabled, STATE.fusion_mode, STATE.autocast, STATE.tile_hint = modes
+            lazy._explain.enabled = explaining
 
 
 def pytest_collection_modifyitems(config, items):

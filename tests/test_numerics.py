@@ -15,6 +15,13 @@ from tessera.numerics import check_numerics, set_check_numerics
 
 BIG = 40000  # above the CPU fusion threshold: these ops go through the lazy buffer
 
+# Every test runs on each device. On CUDA every elementwise result is lazy and the check
+# reads device flags at the next host read, so a test that expects a bad value to be found
+# reads the result (on the CPU the small ops raise at once, before the read).
+pytestmark = pytest.mark.usefixtures("device")
+FAKE_GPU = pytest.mark.cpu_only("drives check_numerics' CUDA path with the NumPy backend posing "
+                                "as a cuda device (the tests above run it on real CUDA)")
+
 
 @pytest.fixture(autouse=True)
 def _quiet_numpy():
@@ -84,12 +91,12 @@ def test_context_manager_decorator_enable_disable():
     def f(x):
         return ts.sqrt(x)
     with pytest.raises(NumericsError, match="sqrt"):
-        f(ts.asarray([-1.0]))
-    f(ts.asarray([4.0]))
+        f(ts.asarray([-1.0])).numpy()
+    f(ts.asarray([4.0])).numpy()
     check_numerics.enable()
     try:
         with pytest.raises(NumericsError):
-            ts.log(ts.asarray([-1.0]))
+            ts.log(ts.asarray([-1.0])).numpy()
     finally:
         check_numerics.disable()
     set_check_numerics(True)
@@ -110,7 +117,7 @@ def test_forward_eager_names_op_and_line(fn, op, kind):
     x = ts.asarray([1.0, 2.0])
     with pytest.raises(NumericsError) as ei:
         with check_numerics():
-            fn(x)
+            fn(x).numpy()
     e = ei.value
     assert e.op == op and f"{op} produced" in str(e)
     assert e.counts[{"NaN": "nan", "+Inf": "posinf"}[kind]] >= 1
@@ -123,7 +130,8 @@ def test_forward_eager_line_is_the_users():
     with pytest.raises(NumericsError) as ei:
         with check_numerics():
             line = _line() + 1
-            y = ts.log(x) + 1  # noqa: F841
+            y = ts.log(x) + 1
+            y.numpy()
     assert ei.value.site[1] == line and ei.value.index == (1,)
     assert "y = ts.log(x) + 1" in str(ei.value)
     assert "[-2, 3]" in str(ei.value)  # the input's range
@@ -185,6 +193,7 @@ def test_backward_names_the_adjoint_of_sqrt():
             fwd_line = _line() + 1
             y = ts.sqrt(x).sum()
             y.backward()
+            x.grad.numpy()
     e = ei.value
     assert e.forward_op == "sqrt" and e.counts["posinf"] == 1 and e.index == (0,)
     assert "adjoint of 'sqrt'" in str(e) and f":{fwd_line} " in str(e)
@@ -230,6 +239,7 @@ def test_clean_backward_passes():
     x = ts.asarray([1.0, 4.0], requires_grad=True)
     with check_numerics():
         ts.sqrt(x).sum().backward()
+        x.grad.numpy()
     assert np.allclose(x.grad.numpy(), [0.5, 0.25])
 
 
@@ -240,6 +250,7 @@ def test_setitem_writing_nan():
         with check_numerics():
             line = _line() + 1
             x[1] = float("nan")
+            x.numpy()
     assert ei.value.op == "setitem (in place)" and ei.value.site[1] == line
     assert ei.value.index == (1,)
 
@@ -251,6 +262,7 @@ def test_optimizer_style_update():
         with check_numerics(), ts.no_grad():
             line = _line() + 1
             w -= 10.0 * g
+            w.numpy()
     assert ei.value.site[1] == line and ei.value.counts["posinf"] == 1
 
 
@@ -258,7 +270,7 @@ def test_optimizer_style_update():
 def test_bf16_eager_and_fused():
     with pytest.raises(NumericsError) as ei:
         with check_numerics():
-            ts.sqrt(ts.asarray([1.0, -2.0], dtype="bf16"))
+            ts.sqrt(ts.asarray([1.0, -2.0], dtype="bf16")).numpy()
     assert ei.value.dtype == ts.bf16 and ei.value.counts["nan"] == 1
     x = ts.asarray(np.full(BIG, 50.0, np.float32)).astype("bf16")
     with pytest.raises(NumericsError) as ei:
@@ -273,10 +285,10 @@ def test_bf16_eager_and_fused():
 def test_overflow_option_reports_values_beyond_fp16():
     x = ts.asarray([1.0, 20.0])
     with check_numerics():
-        ts.exp(x)  # finite in fp32: fine without the option
+        ts.exp(x).numpy()  # finite in fp32: fine without the option
     with pytest.raises(NumericsError, match="fp16") as ei:
         with check_numerics(overflow=("fp16", "bf16")):
-            ts.exp(x)
+            ts.exp(x).numpy()
     assert ei.value.counts["over"] == 1 and ei.value.index == (1,)
     with pytest.raises(NumericsError, match="fp16"):
         check_numerics(ts.asarray([1e5]), overflow=("fp16",))
@@ -286,17 +298,18 @@ def test_input_already_bad_is_noted():
     x = ts.asarray([np.nan, 1.0])
     with pytest.raises(NumericsError, match="already held NaN"):
         with check_numerics():
-            x + 1
+            (x + 1).numpy()
 
 
 def test_mode_restored_after_an_error():
     with pytest.raises(NumericsError):
         with check_numerics():
-            ts.log(ts.asarray([-1.0]))
+            ts.log(ts.asarray([-1.0])).numpy()
     assert numerics._sub is None and STATE.event_sinks == []
     ts.log(ts.asarray([-1.0]))  # off again
 
 
+@pytest.mark.cpu_only("the device-flag bookkeeping, driven with NumPy arrays; no tensors")
 def test_device_flag_ring_reports_the_first_bad_entry():
     # The CUDA path's bookkeeping, driven with NumPy as the array module: the word
     # keeps the first bad entry's number, and only that entry's report runs.
@@ -321,7 +334,7 @@ def fake_gpu(monkeypatch):
     from tessera.device import Device
     dev = object.__new__(Device)
     dev.type, dev.index, dev._str = "cuda", 97, "cuda:97 (fake)"
-    dev._backend = ts.asarray([0.0]).device.backend
+    dev._backend = ts.get_device("cpu").backend  # not the default device's: CUDA on a GPU host
     monkeypatch.setattr(numerics, "_flags", None)
     return dev
 
@@ -333,6 +346,7 @@ def _on(dev, values):
 
 
 @pytest.mark.parametrize("read", ["numpy", "item", "float", "tolist"])
+@FAKE_GPU
 def test_gpu_path_reports_at_the_next_host_read(fake_gpu, read):
     x = _on(fake_gpu, [4.0])
     with pytest.raises(NumericsError) as ei:
@@ -349,6 +363,7 @@ def test_gpu_path_reports_at_the_next_host_read(fake_gpu, read):
 
 
 @pytest.mark.parametrize("read", ["numpy", "float-of-sum"])
+@FAKE_GPU
 def test_gpu_path_reports_a_pending_group_at_the_read_that_realizes_it(fake_gpu, read):
     # the read used to take the flag before realizing the group it reads, which queues
     # the group's check: the report came at leaving the mode, outside the user's `try`
@@ -364,6 +379,7 @@ def test_gpu_path_reports_a_pending_group_at_the_read_that_realizes_it(fake_gpu,
     assert reached == [] and ei.value.op == "log"
 
 
+@FAKE_GPU
 def test_gpu_path_clean_reads_and_leaving_the_mode(fake_gpu):
     x = _on(fake_gpu, [4.0, 9.0])
     with check_numerics():
