@@ -48,6 +48,8 @@ __all__ = ["cast_array", "cast_numpy", "float_to_int", "to_narrow", "f64_to_f32_
 # is version-dependent (NumPy's own fp64 -> fp16 already rounds once)
 _NARROW = frozenset(d for d in (_dt.bf16, _dt.fp8_e4m3, _dt.fp8_e5m2) if d.np_storage is not None)
 _ONE_STEP = frozenset((_dt.fp32,))  # fp32 -> narrow is a single rounding already
+_F32_F64 = (np.dtype(np.float32), np.dtype(np.float64))
+_WIDE_INT = {False: (np.dtype(np.int32), -2.0 ** 31), True: (np.dtype(np.int64), -2.0 ** 63)}
 
 
 def f64_to_f32_odd(v):
@@ -98,14 +100,16 @@ def float_to_int(x, src, dst):
     """NumPy array `x` of float dtype `src` converted to integer dtype `dst` by the
     table's rule (truncate; NaN and out of range as stated there)."""
     x = np.asarray(x)
-    if x.dtype != np.float64 and x.dtype != np.float32:
+    if x.dtype not in _F32_F64:
         x = x.astype(np.float32)  # fp16, bf16, fp8: exact
-    wide = np.int64 if dst is _dt.int64 else np.int32
-    lo = -2.0 ** (8 * np.dtype(wide).itemsize - 1)
-    t = np.trunc(x)
-    ok = (t >= lo) & (t < -lo)  # false for NaN
-    w = np.where(ok, t, lo).astype(wide)  # every value in range: no undefined conversion
-    return w if w.dtype == dst.np_storage else w.astype(dst.np_storage)  # int -> int wraps
+    wide, lo = _WIDE_INT[dst is _dt.int64]
+    # the common case, every value in range, is NumPy's own truncating conversion; NaN
+    # fails both comparisons (min/max propagate it)
+    if x.size and not (lo <= x.min() and x.max() < -lo):
+        t = np.trunc(x)
+        x = np.where((t >= lo) & (t < -lo), t, lo)  # now every value converts defined
+    w = x.astype(wide)
+    return w if dst is _dt.int32 or dst is _dt.int64 else w.astype(dst.np_storage)  # int -> int wraps
 
 
 def cast_array(x, src, dst):
