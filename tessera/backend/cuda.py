@@ -93,8 +93,10 @@ class CudaBackend(ArrayBackend):
     def store(self, arr, dtype):
         if dtype in _NARROW:
             from ..kernels.launchers.movement import cast
-            src = arr if arr.dtype == np.float32 else arr.astype(np.float32)
-            return cast(self._contiguous(src), "fp32", dtype.name)
+            # one rounding from whatever the values are stored in (cast.cu rounds
+            # fp64 to bf16/fp8 directly; going through fp32 would round twice)
+            from ..kernels.launchers._runtime import dtype_name
+            return cast(self._contiguous(arr), dtype_name(arr), dtype.name)
         sd = self._storage[dtype]
         return arr if arr.dtype == sd else arr.astype(sd)
 

@@ -65,8 +65,9 @@ struct Fiber {
 #if !defined(__x86_64__)
   ucontext_t ctx;
 #endif
-  char* stack = nullptr;
+  char* stack = nullptr;  // taken from the pool when the thread first runs
   State state = RUNNABLE;
+  bool started = false;
   dim3 tid;
 };
 
@@ -131,17 +132,38 @@ inline void yield_to_scheduler() {
 inline void fiber_entry_uc() { fiber_entry(); }
 #endif
 
-inline void prepare(Fiber& f) {
-  if (!f.stack) {
-    // mmap'd with a guard page below, so a kernel overflowing its stack faults
-    // instead of silently writing into a neighbour's.
-    char* m = (char*)mmap(nullptr, STACK_BYTES + 4096, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) { fprintf(stderr, "[sim] cannot map a fiber stack\n"); abort(); }
-    mprotect(m, 4096, PROT_NONE);
-    f.stack = m + 4096;
+// Stacks are pooled: a thread takes one when it first runs and gives it back
+// when it exits, so in a kernel without barriers every thread runs on the same
+// (cache-hot) stack, and a block that waits at a barrier holds one per thread.
+inline char** g_free_stacks = nullptr;
+inline int g_nfree = 0, g_free_cap = 0;
+
+inline char* take_stack() {
+  if (g_nfree) return g_free_stacks[--g_nfree];
+  // mmap'd with a guard page below, so a kernel overflowing its stack faults
+  // instead of silently writing into a neighbour's.
+  char* m = (char*)mmap(nullptr, STACK_BYTES + 4096, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) { fprintf(stderr, "[sim] cannot map a fiber stack\n"); abort(); }
+  mprotect(m, 4096, PROT_NONE);
+  return m + 4096;
+}
+
+inline void give_stack(char* st) {
+  if (g_nfree == g_free_cap) {
+    int cap = g_free_cap ? 2 * g_free_cap : 64;
+    char** n = new char*[cap];
+    for (int i = 0; i < g_nfree; i++) n[i] = g_free_stacks[i];
+    delete[] g_free_stacks;
+    g_free_stacks = n;
+    g_free_cap = cap;
   }
-  f.state = RUNNABLE;
+  g_free_stacks[g_nfree++] = st;
+}
+
+inline void prepare(Fiber& f) {
+  f.stack = take_stack();
+  f.started = true;
 #if defined(__x86_64__)
   // Layout for the first switch: six callee-saved registers, then the
   // "return address" fiber_entry, placed so that rsp % 16 == 8 at its entry.
@@ -163,6 +185,7 @@ inline void prepare(Fiber& f) {
 inline void resume(int t) {
   g_cur = t;
   threadIdx = g_fibers[t].tid;
+  if (!g_fibers[t].started) prepare(g_fibers[t]);
 #if defined(__x86_64__)
   ts_emu_switch(&g_sched_sp, g_fibers[t].sp);
 #else
@@ -172,18 +195,36 @@ inline void resume(int t) {
 
 inline int lane() { return g_cur % TS_CPU_EMU; }
 
+// Direct mode: kernels the simulator knows to have no barriers (rawmodule.py
+// decides from the source) run each thread as a plain call, no fiber. A
+// barrier reached anyway is reported as an error, never silently skipped.
+inline bool g_direct = false;
+inline bool g_direct_fault = false;
+
+inline void direct_fault() {
+  if (!g_direct_fault)
+    snprintf(g_error, sizeof g_error, "kernel reached a barrier in the simulator's direct mode "
+             "(its source was judged barrier-free); set TESSERA_SIM_FIBERS=1 and report it");
+  g_direct_fault = true;
+}
+
 inline void block_barrier() {
+  if (g_direct) return direct_fault();
   g_fibers[g_cur].state = AT_BLOCK_BAR;
   yield_to_scheduler();
 }
 inline void warp_barrier() {
+  if (g_direct) return direct_fault();
   g_fibers[g_cur].state = AT_WARP_BAR;
   yield_to_scheduler();
 }
 
 // Runs one block; false (and g_error set) on a deadlock.
 inline bool run_block(int n, const char* kernel) {
-  for (int t = 0; t < n; t++) prepare(g_fibers[t]);
+  for (int t = 0; t < n; t++) {
+    g_fibers[t].state = RUNNABLE;
+    g_fibers[t].started = false;
+  }
   int done = 0;
   for (;;) {
     bool ran = false;
@@ -191,7 +232,11 @@ inline bool run_block(int n, const char* kernel) {
       if (g_fibers[t].state == RUNNABLE) {
         ran = true;
         resume(t);
-        if (g_fibers[t].state == DONE) done++;
+        if (g_fibers[t].state == DONE) {
+          done++;
+          give_stack(g_fibers[t].stack);
+          g_fibers[t].stack = nullptr;
+        }
       }
     if (done == n) return true;
     // release warp barriers whose live lanes have all arrived
@@ -217,6 +262,8 @@ inline bool run_block(int n, const char* kernel) {
       continue;
     }
     if (!ran) {
+      for (int t = 0; t < n; t++)  // the stuck threads' stacks go back to the pool
+        if (g_fibers[t].stack) { give_stack(g_fibers[t].stack); g_fibers[t].stack = nullptr; }
       snprintf(g_error, sizeof g_error,
                "kernel %s deadlocked in block (%u,%u,%u): %d of %d live threads wait at "
                "__syncthreads, the others at a warp shuffle/__syncwarp (divergent barrier)",
@@ -229,7 +276,6 @@ inline bool run_block(int n, const char* kernel) {
 inline bool ensure_fibers(int n) {
   if (n <= g_capacity) return true;
   Fiber* f = new Fiber[n];
-  for (int i = 0; i < g_nfibers; i++) f[i].stack = g_fibers[i].stack;
   delete[] g_fibers;
   g_fibers = f;
   g_capacity = g_nfibers = n;
@@ -298,7 +344,8 @@ inline T read_arg(void* p) {
 template <class... P>
 inline int launch(void (*kernel)(P...), const char* name, const unsigned* grid, const unsigned* block,
                   unsigned long long dyn_smem, unsigned char* dyn_smem_buf, int nargs, void** argv,
-                  const long* sizes, const int* kinds) {
+                  const long* sizes, const int* kinds, bool direct) {
+  g_direct = direct;
   constexpr int N = sizeof...(P);
   if (nargs != N) {
     snprintf(g_error, sizeof g_error, "kernel %s takes %d arguments, the launch passed %d", name, N, nargs);
@@ -321,11 +368,21 @@ inline int launch(void (*kernel)(P...), const char* name, const unsigned* grid, 
   g_body_ctx = &call;
   g_dyn_smem = dyn_smem_buf;
   g_dyn_smem_bytes = dyn_smem;
+  g_direct_fault = false;
   for (unsigned bz = 0; bz < grid[2]; bz++)
     for (unsigned by = 0; by < grid[1]; by++)
       for (unsigned bx = 0; bx < grid[0]; bx++) {
         blockIdx = dim3(bx, by, bz);
-        if (!run_block(n, name)) return -1;
+        if (g_direct) {
+          for (int t = 0; t < n; t++) {
+            g_cur = t;
+            threadIdx = g_fibers[t].tid;
+            Call<P...>::body(&call);
+          }
+          if (g_direct_fault) return -1;
+        } else if (!run_block(n, name)) {
+          return -1;
+        }
       }
   return 0;
 }

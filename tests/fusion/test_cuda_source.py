@@ -3,6 +3,8 @@ run itself is tested where a GPU is present (run_cuda with CuPy)."""
 import numpy as np
 import pytest
 
+import tessera as ts
+
 from tessera.fusion.ir import DTYPES, OPS, alu, inp
 from tessera.fusion.render_cuda import compile_check_cuda, render_cuda
 
@@ -80,11 +82,10 @@ def test_compile_error_raises_with_log():
 
 
 def test_run_cuda_matches_cpu():
-    cp = pytest.importorskip("cupy")
-    try:
-        cp.cuda.runtime.getDeviceCount()
-    except Exception:
-        pytest.skip("no CUDA device")
+    if not ts.cuda_is_available():
+        pytest.skip("no CUDA device (a GPU, or TESSERA_CUDA_SIM=1)")
+    from tessera.backend.cupy_source import cupy
+    cp = cupy()
     from tessera.fusion.runtime import run_cpu, run_cuda
     x = np.random.rand(257, 33).astype(np.float32)
     b = np.random.rand(1, 33).astype(np.float32)

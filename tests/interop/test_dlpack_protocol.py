@@ -289,7 +289,8 @@ def test_stream_minus_one_refused_while_producer_still_writes():
 
 @pytest.mark.gpu
 def test_gpu_roundtrip_torch_and_cupy():
-    import cupy
+    from tessera.backend.cupy_source import cupy as _cupy
+    cupy = _cupy()
     for dtype in ["fp32", "bf16", "bool", "int8"]:
         x = sample(dtype).to("cuda")
         t = torch.from_dlpack(x)

@@ -7,16 +7,8 @@ def pytest_configure(config):
 
 
 def _gpu_skip_reason():
-    try:
-        import cupy
-    except Exception:  # ImportError, or a CuPy that cannot find its CUDA libraries
-        return "no CUDA GPU/CuPy"
-    try:
-        if cupy.cuda.runtime.getDeviceCount() == 0:
-            return "no CUDA GPU/CuPy"
-    except Exception:
-        return "no CUDA GPU/CuPy"
-    return None
+    import tessera  # a GPU through CuPy, or the simulated one (TESSERA_CUDA_SIM)
+    return None if tessera.cuda_is_available() else "no CUDA GPU/CuPy"
 
 
 def pytest_collection_modifyitems(config, items):
