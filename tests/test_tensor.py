@@ -11,11 +11,13 @@ import tessera as ts
 from helpers import assert_close, to_np64
 from core_strategies import LAYOUTS, make, tensors
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 def test_metadata():
     x = ts.zeros((2, 3, 4), dtype="fp16")
     assert x.shape == (2, 3, 4) and x.ndim == 3 and x.size == 24 and x.numel() == 24
-    assert x.dtype is ts.fp16 and x.device is ts.get_device("cpu")
+    assert x.dtype is ts.fp16 and x.device is ts.default_device()
     assert x.itemsize == 2 and x.nbytes == 48
     assert x.strides == (12, 4, 1) and x.is_contiguous()
     assert len(x) == 2
@@ -58,8 +60,12 @@ def test_arith_dunders(op, layout, seed):
     assert_close(op(ta, tb), op(ra, rb))
     assert_close(op(ta, 1.5), op(ra, 1.5))           # tensor op scalar
     assert_close(op(1.5, ta), op(1.5, ra))           # reflected
-    assert_close(op(rb, ta), op(rb, ra))              # numpy op tensor -> reflected on Tensor
-    assert isinstance(op(rb, ta), ts.Tensor)
+    if ta.device.type == "cpu":
+        assert_close(op(rb, ta), op(rb, ra))          # numpy op tensor -> reflected on Tensor
+        assert isinstance(op(rb, ta), ts.Tensor)
+    else:  # host data meets a GPU tensor only through asarray(..., device=): no hidden copy
+        with pytest.raises(ts.DeviceError, match="host data"):
+            op(rb, ta)
 
 
 @pytest.mark.parametrize("op", [operator.and_, operator.or_, operator.xor, operator.lshift,
@@ -225,6 +231,10 @@ def test_setitem(key, value, value_kind):
     ref = A.copy()
     tkey = ts.asarray(key) if isinstance(key, np.ndarray) and key.dtype == bool else key
     ref[key] = value
+    if value_kind == "numpy" and isinstance(value, np.ndarray) and x.device.type != "cpu":
+        with pytest.raises(ts.DeviceError, match="host data"):
+            x[tkey] = value  # host data goes to a GPU only through asarray(..., device=)
+        value = ts.asarray(value, dtype="fp64", device=x.device)
     if value_kind == "tensor":
         value = ts.asarray(value, dtype="fp64")
     elif value_kind == "tensor_fp32":
@@ -247,8 +257,9 @@ def test_setitem_bumps_version_and_casts():
 def test_repr_like_numpy_with_dtype_and_device():
     x = ts.asarray([[1.0, 2.5], [3.0, 4.0]])
     r = repr(x)
-    assert r == ("tensor([[1. , 2.5],\n        [3. , 4. ]], dtype=fp32, device='cpu')"), r
-    assert repr(ts.asarray([1, 2], dtype="int8")) == "tensor([1, 2], dtype=int8, device='cpu')"
+    dev = str(x.device)
+    assert r == ("tensor([[1. , 2.5],\n        [3. , 4. ]], dtype=fp32, device='%s')" % dev), r
+    assert repr(ts.asarray([1, 2], dtype="int8")) == f"tensor([1, 2], dtype=int8, device='{dev}')"
     assert "dtype=bf16" in repr(ts.ones((2,), dtype="bf16"))
     y = ts.asarray([1.0], requires_grad=True)
     assert "requires_grad=True" in repr(y)
@@ -260,7 +271,7 @@ def test_repr_like_numpy_with_dtype_and_device():
 
 def test_repr_html():
     h = ts.asarray([[1.0, 2.0], [3.0, 4.0]])._repr_html_()
-    assert h.startswith("<div>") and "dtype=fp32" in h and "device=cpu" in h
+    assert h.startswith("<div>") and "dtype=fp32" in h and f"device={ts.default_device()}" in h
     assert h.count("<tr>") == 2 and h.count("<td>") == 4 and "<td>4.0</td>" in h
     h2 = ts.zeros((30, 30, 30))._repr_html_()
     assert "<pre>" in h2 and "shape=(30, 30, 30)" in h2
@@ -314,7 +325,8 @@ def test_numpy_and_array_protocol():
     x = ts.asarray(a)
     n = x.numpy()
     assert n.dtype == np.float32 and n.shape == (2, 3)
-    assert np.shares_memory(n, x.data)  # CPU numpy() shares memory
+    if x.device.type == "cpu":
+        assert np.shares_memory(n, x.data)  # CPU numpy() shares memory (elsewhere: a copy)
     arr = np.asarray(x)
     np.testing.assert_array_equal(arr, a)
     assert np.asarray(x, dtype=np.float64).dtype == np.float64
@@ -329,7 +341,12 @@ def test_numpy_and_array_protocol():
 
 def test_to_and_cpu():
     x = ts.asarray([1.5, -2.5])
-    assert x.to("cpu") is x and x.cpu() is x
+    assert x.to(x.device) is x and x.to(str(x.device)) is x
+    if x.device.type == "cpu":
+        assert x.to("cpu") is x and x.cpu() is x
+    else:
+        c = x.cpu()
+        assert c.device.type == "cpu" and c.tolist() == [1.5, -2.5] and x.device.type != "cpu"
     y = x.to(dtype="fp16")
     assert y.dtype is ts.fp16 and y.tolist() == [1.5, -2.5]
     z = x.to("cpu", dtype="int32")
