@@ -75,6 +75,25 @@ def cupy_module(dev=None):
     return mod
 
 
+def cupyx_part(dev, path):
+    """cupyx's `path` ("scipy.special", "scipy.sparse.linalg") from the cupyx tessera's
+    CUDA backend uses for `dev`; raises ImportError/AttributeError where it has none."""
+    import importlib
+
+    import tessera as ts
+    dev = ts.get_device(dev)
+    cx = getattr(dev.backend, "cupyx", None)
+    if cx is None:
+        import cupyx as cx
+    try:
+        return importlib.import_module(f"{cx.__name__}.{path}")
+    except ImportError:  # a stand-in module: its parts are attributes
+        obj = cx
+        for part in path.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+
 def device_desc(dev):
     """'cuda:0 (NVIDIA H200)' / 'cpu (x86_64)'."""
     desc = platform.processor() or platform.machine()

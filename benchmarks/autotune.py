@@ -26,7 +26,7 @@ os.environ.setdefault("TESSERA_CACHE_DIR", tempfile.mkdtemp(prefix="tessera-auto
 import numpy as np  # noqa: E402
 
 import tessera as ts  # noqa: E402
-from _common import SMOKE, cupy_module, header, table  # noqa: E402
+from _common import SMOKE, cupy_module, cupyx_part, header, table  # noqa: E402
 from fusion import _NP, chains  # noqa: E402
 from tessera import schedule  # noqa: E402
 from tessera.autotune import time_ms  # noqa: E402
@@ -42,8 +42,7 @@ def _vendor_module(dev):
 
         @staticmethod
         def erf(v):
-            import cupyx.scipy.special as sp
-            return sp.erf(v)
+            return cupyx_part(dev, "scipy.special").erf(v)
     return cupy, _CP
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 import tessera as ts
-from _common import SMOKE, cupy_module, table, tessera_sync, timeit, torch_device
+from _common import SMOKE, cupy_module, cupyx_part, table, tessera_sync, timeit, torch_device
 
 
 def _copy_bandwidth(cp, n):
@@ -38,8 +38,7 @@ def run_gpu(quick, compile_=True):
 
         @staticmethod
         def erf(v):
-            import cupyx.scipy.special as sp
-            return sp.erf(v)
+            return cupyx_part(dev, "scipy.special").erf(v)
     tsp, cpp = chains(ts), chains(_CP)
     torch, tdev, tsync = torch_device(dev)
     if tdev is None:

@@ -17,7 +17,9 @@
 # Environment: OUT (output folder), PYTHON (default python3), GPU_PASS_TOTAL_S (the deadline,
 # default 480; smoke 3600), GPU_PASS_SMOKE_LIMIT (per-step limit in smoke mode, default 300 s:
 # under TESSERA_CUDA_SIM=1 the kernels run on the CPU, slowly; set it to a few seconds to
-# see the limits act), TESSERA_BENCH_SMOKE=1 (what --smoke sets for the benchmarks).
+# see the limits act), GPU_PASS_LIMIT_<step> (one step's limit in seconds, e.g.
+# GPU_PASS_LIMIT_tests=300 or GPU_PASS_LIMIT_autodiff=40; the deadline still holds),
+# TESSERA_BENCH_SMOKE=1 (what --smoke sets for the benchmarks).
 # rc 124 = the step hit its limit (137: killed after it), "skip" = no time was left.
 
 set -u
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     --steps=*) STEPS="${1#*=}" ;;
     --bench) ONLY_BENCH="$2"; shift ;;
     --bench=*) ONLY_BENCH="${1#*=}" ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "gpu_pass.sh: unknown argument $1 (see --help)"; exit 2 ;;
   esac
   shift
@@ -78,6 +80,8 @@ want() { case ",$STEPS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
 run_step() {
   local name=$1 limit=$2 logf=$3 sig=$4 grace=$5; shift 5
   [ "$SMOKE" = 1 ] && limit=$SL
+  local override="GPU_PASS_LIMIT_${name#bench:}"   # e.g. GPU_PASS_LIMIT_autodiff=40
+  limit=${!override:-$limit}
   local now left
   now=$(date +%s); left=$((DEADLINE - now))
   [ "$left" -lt "$limit" ] && limit=$left
@@ -228,8 +232,8 @@ fi
 {
   echo "tessera GPU pass, $(date -Iseconds), mode $([ "$SMOKE" = 1 ] && echo "smoke (tiny sizes)" || echo full)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (+ local changes or no git)')"
-  echo "host: $(hostname); cuda_is_available: $CUDA_OK; TESSERA_DEVICE=$TESSERA_DEVICE; TESSERA_CUDA_SIM=${TESSERA_CUDA_SIM:-unset}"
-  echo "python: $("$PY" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)"
+  echo "host: $(hostname 2>/dev/null || uname -n); cuda_is_available: $CUDA_OK; TESSERA_DEVICE=$TESSERA_DEVICE; TESSERA_CUDA_SIM=${TESSERA_CUDA_SIM:-unset}"
+  echo "python: $(timeout -k 1 10 "$PY" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)"
   echo
   printf '%-28s %5s %8s %8s  %s\n' step rc seconds limit log
   while read -r name rc dt limit logf; do

@@ -50,9 +50,17 @@ def _host(cp, a):
     return cp.asnumpy(a)
 
 
-def bf16_to_f32(cp, words):
-    """bf16 stored as uint16 words -> fp32 (exact)."""
-    return (words.astype(cp.uint32) << 16).view(cp.float32)
+def bf16_storage(cp):
+    """The CuPy dtype tessera stores bf16 in on this CuPy: native bfloat16 where CuPy has
+    it (CuPy 14), else uint16 words; the launchers insist on that one."""
+    from tessera import dtypes
+    from tessera.backend.cuda import cuda_storage
+    return cuda_storage(dtypes.bf16, cp)
+
+
+def bf16_to_f32(cp, a):
+    """bf16 (native or uint16 words) -> fp32 (exact)."""
+    return (a.view(cp.uint16).astype(cp.uint32) << 16).view(cp.float32)
 
 
 def check(cp, got, ref, kind):
@@ -164,7 +172,7 @@ def main():
               ref=lambda: a.astype(cp.float32) @ b.astype(cp.float32), tol=tol)
     m = mm
     a32 = rng.standard_normal((m, m), dtype=cp.float32)
-    a16 = (a32.view(cp.uint32) >> 16).astype(cp.uint16)  # bf16 words (truncated)
+    a16 = (a32.view(cp.uint32) >> 16).astype(cp.uint16).view(bf16_storage(cp))  # truncated
     tb16 = tt(a16.view(cp.int16)).view(torch.bfloat16) if torch_ok else None
     bench(f"matmul bf16 {m}^3", 2 * m ** 3, "TFLOP/s", lambda: K.matmul(a16, a16, dtype="bf16"), None,
           (lambda: tb16 @ tb16) if torch_ok else None,
