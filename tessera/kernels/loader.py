@@ -292,9 +292,13 @@ def compile_check_nvrtc(file_name, name_expressions, arch="sm_90", options=(), u
     t0 = time.perf_counter()
     _, lowered, log = nvrtc_compile(file_name, name_expressions, arch, list(options) + ["-Xptxas=-v"])
     by_mangled = parse_ptxas_log(log)
+    missing = [f"{n} (entry {low})" for n, low in lowered.items() if low not in by_mangled]
+    if missing:  # an all-zero report would pass every register and spill check: say so
+        raise KernelCompileError(file_name, list(lowered), "the ptxas -v report names no entry "
+                                 f"for {', '.join(missing)}; the log:\n{log}")
     rep = CompileReport(file_name, arch, nvrtc_version(), log=log, seconds=time.perf_counter() - t0)
     for n, low in lowered.items():
-        rep.kernels[n] = by_mangled.get(low, KernelResources())
+        rep.kernels[n] = by_mangled[low]
     _store_report(key, rep)
     return rep
 

@@ -182,3 +182,41 @@ def test_compile_check_reports_are_cached_per_input(tmp_path, monkeypatch):
     assert again.seconds == 0.0 and again.kernels == first.kernels and "ptxas" in again.log
     other = loader.compile_check_nvrtc("cast.cu", ["cast<f32,f16,false>"], arch="sm_90")
     assert other.seconds > 0  # another arch is another key
+
+
+# NVRTC 13.0.88 / 13.5 (cuda-bindings 13.3.1 / 13.4.4) for examples/custom_spectral_filter.py
+NVRTC13_LOG = """ptxas info    : 4 bytes gmem
+ptxas info    : Compiling entry function 'spectral_filter_adjoint' for 'sm_90'
+ptxas info    : Function properties for spectral_filter_adjoint
+ptxas         .     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 16 registers, used 0 barriers
+ptxas info    : Compile time = 71.495 ms
+ptxas info    : Compiling entry function 'spectral_filter' for 'sm_90'
+ptxas info    : Function properties for spectral_filter
+ptxas         .     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads
+ptxas info    : Used 16 registers, used 0 barriers
+ptxas info    : Compile time = 133.023 ms"""
+
+
+def test_ptxas_log_parsing_nvrtc13_extern_c_entries():
+    r = loader.parse_ptxas_log(NVRTC13_LOG)
+    assert set(r) == {"spectral_filter", "spectral_filter_adjoint"}
+    assert all(v.registers == 16 and v.spill_stores == 0 for v in r.values())
+
+
+def test_compile_check_without_a_report_entry_is_an_error_with_the_log(tmp_path, monkeypatch):
+    # the H200 run reported registers == 0 for the custom example's kernels: a kernel the
+    # ptxas report does not name got an all-zero report, which passes every spill check
+    # (TRIAGE 2026-12-04 A19)
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    src = tmp_path / "k.cu"
+    src.write_text('extern "C" __global__ void k(float* x) { x[0] = 1; }\n')
+    monkeypatch.setattr(loader, "nvrtc_compile", lambda f, names, arch, opts: (
+        b"", {n: n for n in names}, NVRTC13_LOG))
+    monkeypatch.setattr(loader, "nvrtc_version", lambda: "nvrtc-test")
+    with pytest.raises(loader.KernelCompileError, match=r"(?s)names no entry for k \(entry k\).*"
+                                                         r"Compiling entry function 'spectral_filter'"):
+        loader.compile_check_nvrtc(str(src), ["k"], arch="sm_90")
+    assert loader._cached_report(loader._report_key("nvrtc-test", str(src), ["k"], "sm_90", ())) is None
+    rep = loader.compile_check_nvrtc(str(src), ["spectral_filter"], arch="sm_90")
+    assert rep.kernels["spectral_filter"].registers == 16
