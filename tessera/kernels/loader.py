@@ -352,15 +352,15 @@ def compile_check_hipcc(file_name, name_expressions, arch="gfx90a", options=(), 
             cur = rep.kernels.setdefault(m.group(1), KernelResources())
             continue
         m = re.search(r"remark:\s+(VGPRs|ScratchSize \[bytes/lane\]|SGPRs Spill|VGPRs Spill|LDS Size \[bytes/block\]): (\d+)", line)
-        if m and cur is not None:
-            key, v = m.group(1), int(m.group(2))
-            if key == "VGPRs":
+        if m and cur is not None:  # (not `key`: that is the report's cache key, stored below)
+            what, v = m.group(1), int(m.group(2))
+            if what == "VGPRs":
                 cur.registers = v
-            elif key.startswith("ScratchSize"):
+            elif what.startswith("ScratchSize"):
                 cur.stack_bytes = v
-            elif key == "SGPRs Spill":
+            elif what == "SGPRs Spill":
                 cur.sgpr_spills = v  # into VGPR lanes, not memory: not a spill to scratch
-            elif key == "VGPRs Spill":
+            elif what == "VGPRs Spill":
                 cur.spill_stores += v
                 cur.spill_loads += v
             else:

@@ -220,3 +220,27 @@ def test_compile_check_without_a_report_entry_is_an_error_with_the_log(tmp_path,
     assert loader._cached_report(loader._report_key("nvrtc-test", str(src), ["k"], "sm_90", ())) is None
     rep = loader.compile_check_nvrtc(str(src), ["spectral_filter"], arch="sm_90")
     assert rep.kernels["spectral_filter"].registers == 16
+
+
+def test_hipcc_compile_check_is_a_cache_hit_the_second_time(tmp_path, monkeypatch):
+    # the remark parser reassigned `key`, so the report was stored under "VGPRs" & co and
+    # every identical check compiled again
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    calls = tmp_path / "calls"
+    hipcc = tmp_path / "hipcc"
+    hipcc.write_text(f"""#!/bin/sh
+if [ "$1" = "--version" ]; then echo "HIP version: 6.2 (fake)"; exit 0; fi
+echo x >> {calls}
+echo "check.cpp:1:1: remark: Function Name: k [-Rpass-analysis=kernel-resource-usage]" >&2
+echo "check.cpp:1:1: remark:     VGPRs: 24 [-Rpass-analysis=kernel-resource-usage]" >&2
+echo "check.cpp:1:1: remark:     ScratchSize [bytes/lane]: 0 [-Rpass-analysis=kernel-resource-usage]" >&2
+""")
+    hipcc.chmod(0o755)
+    monkeypatch.setattr(loader, "hipcc_path", lambda: str(hipcc))
+    loader._hipcc_version_cache.clear()
+    src = tmp_path / "k.cu"
+    src.write_text('extern "C" __global__ void k(float* x) { x[0] = 1; }\n')
+    first = loader.compile_check_hipcc(str(src), ["k"], arch="gfx90a")
+    again = loader.compile_check_hipcc(str(src), ["k"], arch="gfx90a")
+    assert first.kernels["k"].registers == 24 and again.kernels == first.kernels
+    assert calls.read_text().count("x") == 1 and again.seconds == 0.0
