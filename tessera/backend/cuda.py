@@ -54,6 +54,15 @@ def _launchers():
     return launchers, matmul, movement, nn, reduce
 
 
+def _forget_backends():
+    """Another CuPy was handed over (cupy_source.use): backends built on the old one go."""
+    from ..device import Device
+    CudaBackend._instances.clear()
+    for dev in list(Device._interned.values()):
+        if dev.type == "cuda":
+            dev._backend = None
+
+
 class CudaBackend(ArrayBackend):
     name = "cuda"
     FUSE_MIN_SIZE = 1
@@ -272,3 +281,11 @@ class CudaBackend(ArrayBackend):
         if dtype.name not in GROUPED_DTYPES:
             return super().grouped_matmul_wgrad(x, dy, offsets, dtype)
         return grouped_matmul_wgrad(x, dy, offsets, dtype=dtype.name)
+
+
+def _register():
+    from . import cupy_source
+    cupy_source.on_switch(_forget_backends)
+
+
+_register()

@@ -34,9 +34,22 @@ def cupyx():
     return (_modules or _resolve())[1]
 
 
+_on_switch: list = []
+
+
+def on_switch(callback):
+    """Register `callback()` to drop what was cached for the previous CuPy (device
+    facts, compiled functions, backends) when `use` hands over another."""
+    _on_switch.append(callback)
+    return callback
+
+
 def use(cupy_module, cupyx_module=None):
-    """Hand the CUDA backend another CuPy (tests; returns the previous pair)."""
+    """Hand the CUDA backend another CuPy (tests; None: resolve again from the
+    environment). Returns the previous pair."""
     global _modules
     prev = _modules
     _modules = (cupy_module, cupyx_module) if cupy_module is not None else None
+    for cb in _on_switch:
+        cb()
     return prev

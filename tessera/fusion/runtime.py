@@ -25,6 +25,14 @@ from .lower import analyze, lower, param_values, prepare
 
 _c_kernels: dict = {}      # layout key -> ctypes function
 _cuda_kernels: dict = {}   # (layout key, device) -> CuPy kernel
+
+
+def _register():
+    from ..backend import cupy_source
+    cupy_source.on_switch(_cuda_kernels.clear)  # kernels of another CuPy's devices
+
+
+_register()
 _params: dict = {}         # id(Prepared) -> (Prepared, fp array, ip array)
 _warned = False
 _last_kernel = None        # name of the kernel the last run_* call launched

@@ -481,6 +481,14 @@ def clear_memory_cache():
     _memory.clear()
 
 
+def _register():
+    from ..backend import cupy_source
+    cupy_source.on_switch(clear_memory_cache)
+
+
+_register()
+
+
 # ---- many checks at once ------------------------------------------------------------
 def _check_job(job):
     kind, file_name, names, arch = job

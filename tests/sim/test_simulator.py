@@ -190,3 +190,26 @@ def test_cupyx_scatter_add_and_device_properties():
     props = cuda.runtime.getDeviceProperties(0)
     assert props["warpSize"] == 32 and props["sharedMemPerBlockOptin"] == 227 * 1024
     assert cuda.configure(platform="hip").warp_size == 64 and cuda.runtime.is_hip
+
+
+def test_switching_cupy_drops_what_was_cached_for_the_old_one():
+    """cupy_source.use hands the backend another CuPy: device facts, storage tables,
+    compiled kernels and backends built on the old one must not be reused."""
+    import tessera as ts
+    from tessera import sim
+    from tessera.backend import cupy_source
+    from tessera.kernels.launchers import _runtime as rt
+    prev = cupy_source.use(*sim.modules("cuda"))
+    try:
+        assert rt.device_facts()["warp_size"] == 32 and rt.device_facts()["emulated"]
+        x = ts.asarray(np.arange(8, dtype=np.float32), device="cuda")
+        assert float(ts.sum(x * 2)) == 56.0
+        old = x.device.backend
+        cupy_source.use(*sim.modules("hip"))
+        assert rt.device_facts()["warp_size"] == 64
+        y = ts.asarray(np.arange(8, dtype=np.float32), device="cuda")
+        assert y.device.backend is not old
+        assert float(ts.sum(y * 2)) == 56.0   # the reduction kernel rebuilt for 64-wide warps
+    finally:
+        cuda.configure(platform="cuda")
+        cupy_source.use(*prev) if prev else cupy_source.use(None)

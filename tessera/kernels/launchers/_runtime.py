@@ -21,6 +21,11 @@ def cp():
     return cupy()
 
 
+def _forget():
+    _device_facts.cache_clear()
+    _storage_tables.cache_clear()
+
+
 @functools.lru_cache(maxsize=None)
 def _device_facts(device_id: int):
     c = cp()
@@ -29,6 +34,7 @@ def _device_facts(device_id: int):
             "warp_size": int(props.get("warpSize", 32)),
             "sm_count": int(props.get("multiProcessorCount", 80)),
             "cc": int(props.get("major", 0)) * 10 + int(props.get("minor", 0)),
+            "smem_optin": int(props.get("sharedMemPerBlockOptin") or props.get("sharedMemPerBlock", 48 * 1024)),
             # a device that runs kernel source on the CPU (tessera.sim): no native
             # binaries, no inline PTX; launchers route to the portable kernels
             "emulated": bool(props.get("tesseraEmulated", 0)),
@@ -93,3 +99,11 @@ def launch(file_name: str, name: str, grid, block, args, shared_mem: int = 0):
 
 def i64(v) -> np.int64:
     return np.int64(v)
+
+
+def _register():
+    from ...backend import cupy_source
+    cupy_source.on_switch(_forget)
+
+
+_register()
