@@ -11,11 +11,16 @@ import pytest
 import tessera as ts
 from tessera import device as tdev
 from tessera.tensor import _new
+
+# Parsing, the default device and the no-GPU errors are about the CPU process state; the
+# device-mixing tests run on each device.
+CPU_ONLY = pytest.mark.cpu_only("device parsing, the default device and the no-GPU errors")
 GPU = __import__("tessera").cuda_is_available()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@CPU_ONLY
 def test_cpu_device():
     d = ts.get_device("cpu")
     assert d is ts.get_device(" CPU ") and d is tdev.CPU
@@ -26,12 +31,14 @@ def test_cpu_device():
     assert ts.asarray([1.0], device=d).device is d
 
 
+@CPU_ONLY
 @pytest.mark.parametrize("spec", ["tpu", "cuda:x", "cpu:0:1", ""])
 def test_unknown_device_raises(spec):
     with pytest.raises(ts.DeviceError, match="accepted"):
         ts.get_device(spec)
 
 
+@CPU_ONLY
 def test_device_from_object_with_type():
     class FakeTorchDevice:
         type, index = "cpu", None
@@ -40,6 +47,7 @@ def test_device_from_object_with_type():
         ts.get_device(3.5)
 
 
+@CPU_ONLY
 @pytest.mark.skipif(GPU, reason="checks the error raised when no GPU is present")
 @pytest.mark.parametrize("spec", ["cuda", "cuda:0", "GPU", "hip", "cuda:3"])
 def test_cuda_without_gpu_raises(spec):
@@ -51,6 +59,7 @@ def test_cuda_without_gpu_raises(spec):
     assert not ts.cuda_is_available()
 
 
+@CPU_ONLY
 @pytest.mark.skipif(GPU, reason="checks the error raised when no GPU is present")
 def test_to_cuda_without_gpu_raises():
     x = ts.ones((3,))
@@ -67,6 +76,7 @@ def test_cuda_device_roundtrip():
     np.testing.assert_array_equal(x.to("cpu").numpy(), [1.0, 2.0])
 
 
+@CPU_ONLY
 def test_set_default_device():
     old = tdev._default
     try:
@@ -91,6 +101,7 @@ def _run(code, **env):
                           cwd=ROOT, timeout=120)
 
 
+@CPU_ONLY
 def test_tessera_device_env_var():
     r = _run("import tessera as ts; print(ts.default_device(), ts.zeros((1,)).device)",
              TESSERA_DEVICE="cpu")
@@ -98,6 +109,7 @@ def test_tessera_device_env_var():
     assert r.stdout.split() == ["cpu", "cpu"]
 
 
+@CPU_ONLY
 @pytest.mark.skipif(GPU, reason="checks that an unusable TESSERA_DEVICE is reported")
 def test_tessera_device_env_var_cuda_without_gpu():
     r = _run("import tessera as ts\ntry:\n    ts.zeros((1,))\nexcept ts.DeviceError as e:\n"
@@ -106,6 +118,7 @@ def test_tessera_device_env_var_cuda_without_gpu():
     assert r.stdout.startswith("DeviceError") and "cuda:0" in r.stdout
 
 
+@CPU_ONLY
 def test_tessera_device_env_var_bad_name():
     r = _run("import tessera as ts\ntry:\n    ts.zeros((1,))\nexcept ts.DeviceError as e:\n"
              "    print('DeviceError', e)", TESSERA_DEVICE="tpu")
@@ -127,17 +140,17 @@ def fake():
     lambda a, b: ts.where(a > 0, a, b), lambda a, b: ts.matmul(a, b),
     lambda a, b: a @ b,
 ], ids=["add", "rmul", "maximum", "where", "matmul", "matmul_op"])
-def test_mixing_devices_raises_naming_both(fn, fake):
-    x = ts.ones((3,), device="cpu")
+def test_mixing_devices_raises_naming_both(fn, fake, device):
+    x = ts.ones((3,), device=device)
     with pytest.raises(ts.DeviceError) as e:
         fn(x, fake)
     msg = str(e.value)
-    assert "cpu" in msg and "fake:1" in msg, msg
+    assert str(x.device) in msg and "fake:1" in msg, msg
     assert msg.startswith("[")
 
 
-def test_index_tensor_on_other_device_raises(fake):
-    x = ts.ones((3,))
+def test_index_tensor_on_other_device_raises(fake, device):
+    x = ts.ones((3,), device=device)
     idx = _new(np.zeros((1,), np.int64), (1,), ts.int64, fake.device)
     with pytest.raises(ts.DeviceError, match="getitem"):
         x[idx]

@@ -29,33 +29,33 @@ def test_same_seed_same_values(device):
     assert not np.array_equal(to_np64(a[0]), to_np64(c))
 
 
-def test_manual_seed_and_shortcuts():
+def test_manual_seed_and_shortcuts(device):
     manual_seed(7)
-    a = randn(2, 3, device="cpu")
-    r = rand((4,), device="cpu")
+    a = randn(2, 3, device=device)
+    r = rand((4,), device=device)
     manual_seed(7)
-    np.testing.assert_array_equal(randn((2, 3), device="cpu").numpy(), a.numpy())
-    np.testing.assert_array_equal(rand(4, device="cpu").numpy(), r.numpy())
-    assert default_generator("cpu") is default_generator("cpu")
-    np.testing.assert_array_equal(randn(5, seed=3, device="cpu").numpy(),
-                                  Generator(3, "cpu").normal(5).numpy())
-    assert randn(3, seed=1, device="cpu").tolist() != randn(3, seed=2, device="cpu").tolist()
-    t = randn(2, 2, device="cpu", requires_grad=True)
-    assert t.requires_grad and t.dtype == ts.fp32 and randn(device="cpu").shape == ()
-    assert randn(2, dtype="fp64", device="cpu").dtype == ts.fp64
+    np.testing.assert_array_equal(randn((2, 3), device=device).numpy(), a.numpy())
+    np.testing.assert_array_equal(rand(4, device=device).numpy(), r.numpy())
+    assert default_generator(device) is default_generator(device)
+    np.testing.assert_array_equal(randn(5, seed=3, device=device).numpy(),
+                                  Generator(3, device).normal(5).numpy())
+    assert randn(3, seed=1, device=device).tolist() != randn(3, seed=2, device=device).tolist()
+    t = randn(2, 2, device=device, requires_grad=True)
+    assert t.requires_grad and t.dtype == ts.fp32 and randn(device=device).shape == ()
+    assert randn(2, dtype="fp64", device=device).dtype == ts.fp64
 
 
-def test_normal_moments():
-    x = to_np64(Generator(0, "cpu").normal((N,), mean=2.0, std=3.0))
+def test_normal_moments(device):
+    x = to_np64(Generator(0, device).normal((N,), mean=2.0, std=3.0))
     se = 3.0 / np.sqrt(N)
     assert abs(x.mean() - 2.0) < 5 * se
     assert abs(x.std() - 3.0) < 5 * 3.0 / np.sqrt(2 * N)
     assert abs(np.abs((x - 2.0) / 3.0).mean() - np.sqrt(2 / np.pi)) < 0.01  # E|z|
 
 
-def test_uniform_moments_and_range():
+def test_uniform_moments_and_range(device):
     lo, hi = -1.0, 3.0
-    x = to_np64(Generator(1, "cpu").uniform((N,), lo, hi))
+    x = to_np64(Generator(1, device).uniform((N,), lo, hi))
     assert x.min() >= lo and x.max() < hi
     assert abs(x.mean() - 1.0) < 5 * (hi - lo) / np.sqrt(12 * N)
     assert abs(x.var() - (hi - lo) ** 2 / 12) < 0.03
@@ -64,18 +64,18 @@ def test_uniform_moments_and_range():
 
 
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
-def test_half_precision_draws_are_rounded_fp32(dtype):
-    x = Generator(2, "cpu").normal((1000,), dtype=dtype)
-    ref = Generator(2, "cpu").normal((1000,), dtype="fp32").numpy()
+def test_half_precision_draws_are_rounded_fp32(dtype, device):
+    x = Generator(2, device).normal((1000,), dtype=dtype)
+    ref = Generator(2, device).normal((1000,), dtype="fp32").numpy()
     assert x.dtype == ts.dtypes.get_dtype(dtype)
     np.testing.assert_array_equal(x.numpy(), ref.astype(x.numpy().dtype))
-    u = to_np64(Generator(3, "cpu").random((N,), dtype=dtype))
+    u = to_np64(Generator(3, device).random((N,), dtype=dtype))
     assert u.min() >= 0 and u.max() < 1  # never rounds up to 1.0
     assert abs(u.mean() - 0.5) < 0.01
 
 
-def test_integers():
-    g = Generator(4, "cpu")
+def test_integers(device):
+    g = Generator(4, device)
     x = g.integers(-3, 5, (N,)).numpy()
     assert x.dtype == np.int64 and x.min() == -3 and x.max() == 4
     assert abs(x.mean() - 0.5) < 0.05
@@ -89,39 +89,40 @@ def test_integers():
         g.integers(0, 3, dtype="fp32")
 
 
-def test_permutation():
-    g = Generator(5, "cpu")
+def test_permutation(device):
+    g = Generator(5, device)
     p = g.permutation(50).numpy()
     assert p.dtype == np.int64 and sorted(p.tolist()) == list(range(50))
     assert p.tolist() != list(range(50))
     assert g.permutation(0).shape == (0,)
-    x = ts.asarray(np.arange(12.0).reshape(6, 2), requires_grad=True)
+    x = ts.asarray(np.arange(12.0).reshape(6, 2), device=device, requires_grad=True)
     y = g.permutation(x)
     rows = y.numpy()[:, 0] / 2
     assert sorted(rows.tolist()) == list(range(6))
-    ts.sum(y * ts.asarray(np.arange(12.0).reshape(6, 2))).backward()  # gradient follows rows
+    # the gradient follows the rows
+    ts.sum(y * ts.asarray(np.arange(12.0).reshape(6, 2), device=device)).backward()
     np.testing.assert_array_equal(x.grad.numpy()[rows.astype(int)],
                                   np.arange(12.0).reshape(6, 2))
     with pytest.raises(ts.ShapeError, match="0-d"):
-        g.permutation(ts.asarray(1.0))
+        g.permutation(ts.asarray(1.0, device=device))
 
 
-def test_bernoulli():
-    g = Generator(6, "cpu")
+def test_bernoulli(device):
+    g = Generator(6, device)
     b = g.bernoulli(0.25, (N,))
     assert b.dtype == ts.bool_
     assert abs(b.numpy().mean() - 0.25) < 5 * np.sqrt(0.25 * 0.75 / N)
     assert g.bernoulli(0.0, (10,)).numpy().sum() == 0 and g.bernoulli(1.0, (10,)).numpy().all()
-    p = ts.asarray(np.tile([0.1, 0.9], N // 2))
+    p = ts.asarray(np.tile([0.1, 0.9], N // 2), device=device)
     m = g.bernoulli(p, dtype="fp32").numpy().reshape(-1, 2).mean(0)
     assert m.dtype == np.float32 and np.all(np.abs(m - [0.1, 0.9]) < 0.01)
     with pytest.raises(ValueError, match=r"\[bernoulli\] p must be in \[0, 1\]"):
         g.bernoulli(1.5, (2,))
 
 
-def test_spawn_gives_independent_reproducible_streams():
-    kids = Generator(8, "cpu").spawn(3)
-    again = Generator(8, "cpu").spawn(3)
+def test_spawn_gives_independent_reproducible_streams(device):
+    kids = Generator(8, device).spawn(3)
+    again = Generator(8, device).spawn(3)
     draws = [k.normal((N // 10,)).numpy() for k in kids]
     for k, d in zip(again, draws):
         np.testing.assert_array_equal(k.normal((N // 10,)).numpy(), d)
@@ -130,20 +131,21 @@ def test_spawn_gives_independent_reproducible_streams():
             assert abs(np.corrcoef(draws[i], draws[j])[0, 1]) < 5 / np.sqrt(N // 10)
 
 
-def test_errors():
-    g = Generator(9, "cpu")
+def test_errors(device):
+    g = Generator(9, device)
     with pytest.raises(ts.DTypeError, match=r"\[normal\] draws floating-point"):
         g.normal((2,), dtype="int32")
     with pytest.raises(ts.ShapeError, match=r"\[uniform\] negative dimension"):
         g.uniform((2, -1))
     with pytest.raises(ts.ShapeError, match=r"\[randn\] shape must be"):
-        randn("a", device="cpu")
+        randn("a", device=device)
     with pytest.raises(ValueError, match=r"\[uniform\] needs low <= high"):
         g.uniform((2,), 1.0, 0.0)
     with pytest.raises(ValueError, match=r"\[normal\] std must be non-negative"):
         g.normal((2,), std=-1.0)
 
 
+@pytest.mark.cpu_only("imports tessera.random in a subprocess that has no CuPy")
 def test_imports_without_cupy():
     code = ("import sys; sys.modules['cupy'] = None\n"
             "from tessera.random import Generator\n"
