@@ -174,6 +174,10 @@ def test_second_process_starts_tuned(cache_dir, tmp_path):
 def test_gpu_autotune_searches_tiles_with_cuda_events():
     a = ts.asarray(np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32), device="cuda")
     r = schedule.autotune(lambda x: ts.matmul(x, x), a, reps=3, fixed={"fusion": "default"})
-    assert any(k.startswith("tile_sizes=") for k in r.times_ms) and "fusion=default" in r.explain()
+    # a label names the whole configuration, its keys sorted (tuner.label): the fixed
+    # fusion mode comes first, the searched tile sizes after it
+    configs = [dict(part.split("=", 1) for part in lab.split(",")) for lab in r.times_ms]
+    assert len(configs) > 1 and all(c["fusion"] == "default" and "tile_sizes" in c for c in configs)
+    assert "fusion=default" in r.explain()
     with r.hint:
         assert_close(ts.matmul(a, a), a.numpy().astype(np.float64) @ a.numpy(), rtol=1e-3, atol=1e-3)
