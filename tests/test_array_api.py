@@ -5,6 +5,8 @@ import pytest
 
 import tessera as ts
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 def test_namespace_info():
     info = ts.__array_namespace_info__()

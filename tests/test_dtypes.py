@@ -9,6 +9,8 @@ import pytest
 import tessera as ts
 from tessera import dtypes as D
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 @pytest.mark.parametrize("spec,expected", [
     ("fp32", D.fp32), ("float32", D.fp32), ("float", D.fp32), ("f4", D.fp32),

@@ -7,6 +7,8 @@ import pytest
 import tessera as ts
 from tessera.errors import fmt_shapes_aligned
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 HIERARCHY = [(ts.ShapeError, ValueError), (ts.DTypeError, TypeError),
              (ts.DeviceError, ValueError), (ts.NumericsError, ValueError),
              (ts.IndexingError, IndexError), (ts.GradError, RuntimeError)]

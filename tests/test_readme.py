@@ -1,6 +1,10 @@
 """The README's two set-up commands exist, and CI runs the test one verbatim."""
 import pathlib
 
+import pytest
+
+pytestmark = pytest.mark.cpu_only("reads README.md and .ci/run; no tensors")
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
