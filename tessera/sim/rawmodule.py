@@ -33,7 +33,7 @@ from . import cuda as _cuda
 from .ndarray import ndarray
 
 SIM_DIR = Path(__file__).resolve().parent
-CXX_FLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared", "-w", "-fwrapv", "-fno-strict-aliasing", "-fno-gnu-unique",
+CXX_FLAGS = ("-std=c++17", "-O1", "-fPIC", "-shared", "-w", "-fwrapv", "-fno-strict-aliasing", "-fno-gnu-unique",
              "-ffp-contract=off")
 DEFAULT_DYNAMIC_SMEM = 48 * 1024
 _lock = threading.RLock()  # one launch at a time: the emulator's state is global
@@ -109,12 +109,51 @@ def _emulable(code):
                                         f"(ts_emu_dynamic_smem());", code)
 
 
-def _translation_unit(code, names, warp, hip):
+def _prelude(warp, hip):
+    return f"#define TS_CPU_EMU {warp}\n" + ("#define TS_EMU_HIP 1\n" if hip else "") + '#include "emu.h"\n'
+
+
+_pch_dirs: dict = {}
+
+
+def _pch_dir(cxx, warp, hip, root):
+    """A folder holding ts_emu_pre.h (the prelude) and its precompiled header: parsing
+    emu.h and the C++ headers it pulls in is about half of every kernel's compile."""
+    k = (cxx, warp, hip)
+    d = _pch_dirs.get(k)
+    if d is not None:
+        return d
+    text = _prelude(warp, hip)
+    key = hashlib.sha256("\0".join([text, (SIM_DIR / "emu.h").read_text(), _cxx_version(cxx),
+                                     " ".join(CXX_FLAGS)]).encode()).hexdigest()[:24]
+    d = root / f"pch-{key}"
+    gch = d / "ts_emu_pre.h.gch"
+    if not gch.exists():
+        try:
+            d.mkdir(exist_ok=True)
+            hdr = d / "ts_emu_pre.h"
+            if not hdr.exists():
+                tmp = d / f".h.{os.getpid()}.{threading.get_ident()}"
+                tmp.write_text(text)
+                os.replace(tmp, hdr)
+            tmp = d / f".gch.{os.getpid()}.{threading.get_ident()}"
+            flags = [f for f in CXX_FLAGS if f != "-shared"]
+            proc = subprocess.run([cxx, *flags, f"-I{SIM_DIR}", "-x", "c++-header", str(hdr), "-o", str(tmp)],
+                                  capture_output=True, text=True)
+            if proc.returncode == 0:
+                os.replace(tmp, gch)
+            elif tmp.exists():
+                tmp.unlink()
+        except OSError:  # a read-only cache: compile without the precompiled header
+            pass
+    _pch_dirs[k] = d if (d / "ts_emu_pre.h").exists() else None
+    return _pch_dirs[k]
+
+
+def _translation_unit(code, names, warp, hip, pch=False):
     code = _emulable(code)
-    lines = [f"#define TS_CPU_EMU {warp}"]
-    if hip:
-        lines.append("#define TS_EMU_HIP 1")
-    lines += ['#include "emu.h"', "#line 1 \"kernel.cu\"", code, "", "// ---- simulator entries ----"]
+    lines = ['#include "ts_emu_pre.h"' if pch else _prelude(warp, hip),
+             "#line 1 \"kernel.cu\"", code, "", "// ---- simulator entries ----"]
     for i, n in enumerate(names):
         lines.append(
             f'extern "C" int ts_sim_entry_{i}(const unsigned* g, const unsigned* b, unsigned long long smem, '
@@ -147,12 +186,17 @@ class _Library:
         self.direct = barrier_free(code)
         props = _cuda._state.props[_cuda._state.current]
         hip = props.platform == "hip"
-        tu = _translation_unit(code, names, props.warp_size, hip)
         dirs = _include_dirs(options)
         cxx = _cxx()
-        key = hashlib.sha256("\0".join([tu, _headers_digest(dirs), _cxx_version(cxx), " ".join(CXX_FLAGS)])
-                             .encode()).hexdigest()[:32]
         root = _cache_root()
+        pch = _pch_dir(cxx, props.warp_size, hip, root)
+        # the key names the prelude itself, not the precompiled header's folder
+        key = hashlib.sha256("\0".join([_translation_unit(code, names, props.warp_size, hip),
+                                        _headers_digest(dirs), _cxx_version(cxx), " ".join(CXX_FLAGS)])
+                             .encode()).hexdigest()[:32]
+        tu = _translation_unit(code, names, props.warp_size, hip, pch=pch is not None)
+        if pch is not None:
+            dirs = [str(pch)] + dirs
         so = root / f"{key}.so"
         if not so.exists():
             self._build(cxx, tu, dirs, root, so, names)
