@@ -17,9 +17,12 @@ step inside it would be taken once per configuration).
 """
 from __future__ import annotations
 
+import sys
 import time
 
 from ..errors import TesseraError
+from ..fusion.render_cuda import CUDACompileError
+from ..kernels.loader import KernelCompileError
 from . import cache as _cache
 from .measure import _leaves, time_ms
 from .space import cpu_space, gpu_space, restrict
@@ -27,6 +30,20 @@ from .space import cpu_space, gpu_space, restrict
 
 class AutotuneError(TesseraError, RuntimeError):
     """No configuration of the search space could run."""
+
+
+_CONFIG_ERRORS = (TesseraError, ValueError, RuntimeError, KernelCompileError, CUDACompileError)
+# modules whose CompileException a configuration may raise (CuPy's RawModule, the simulator's)
+_COMPILERS = ("cupy.cuda.compiler", "tessera.sim.cuda")
+
+
+def _config_errors():
+    """What one configuration may fail with while the search goes on: tessera's errors,
+    its compile errors, and the CompileException of a CuPy that is loaded. Read from
+    sys.modules, never imported: where CuPy raised one, it is loaded."""
+    extra = tuple(e for e in (getattr(sys.modules.get(m), "CompileException", None)
+                              for m in _COMPILERS) if isinstance(e, type))
+    return _CONFIG_ERRORS + extra
 
 
 def label(cfg) -> str:
@@ -130,8 +147,10 @@ def autotune(fn, *args, space=None, reps=5, rounds=2, cache=True, force=False, f
             try:
                 with hint(origin="autotune", config=cfg, **cfg):
                     t = time_ms(lambda: raw(*args, **kwargs), dev, reps)
-            except (TesseraError, ValueError, RuntimeError) as e:
-                failed[lab] = f"{type(e).__name__}: {str(e).splitlines()[0]}"
+            except Exception as e:
+                if not isinstance(e, _config_errors()):  # read now: the run may have loaded CuPy
+                    raise  # a bug, not a configuration this device cannot run
+                failed[lab] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0]}"
                 continue
             times[lab] = min(t, times.get(lab, t))
     best = min((c for c in configs if label(c) in times), key=lambda c: times[label(c)], default=None)

@@ -134,6 +134,31 @@ def test_autotune_errors():
         schedule.autotune(_prog, ts.ones((2, 2)), space=[{"tile_sizes": (1024, 1024, 8)}])
 
 
+@pytest.mark.cpu_only("the search loop on the CPU; fn raises the compile errors a GPU run can")
+def test_a_configuration_that_fails_to_compile_is_skipped_and_a_bug_is_not():
+    # the aggressive-mode row program's NVRTC error (CuPy's CompileException, not a
+    # RuntimeError) ended the whole search on the H200 (TRIAGE 2026-12-04 A5 note)
+    from tessera._config import STATE
+    from tessera.fusion.render_cuda import CUDACompileError
+    from tessera.kernels.loader import KernelCompileError
+    from tessera.sim.cuda import CompileException  # the simulated CuPy's, as CuPy's module path
+    a = ts.ones((8, 8))
+    space = [{"fusion": "default"}, {"fusion": "aggressive"}]
+    for exc in (CompileException("fused.cu(18): error: bad"), KernelCompileError("k.cu", ["k"], "log"),
+                CUDACompileError("[fusion] NVRTC (sm_90) failed")):
+        def fn(x, exc=exc):
+            if STATE.fusion_mode == "aggressive":
+                raise exc
+            return x * 2.0
+        r = schedule.autotune(fn, a, space=space, reps=1, cache=False)
+        assert r.config == {"fusion": "default"} and type(exc).__name__ in r.failed["fusion=aggressive"]
+
+    def bug(x):
+        raise KeyError("a bug in fn is not a configuration that cannot run")
+    with pytest.raises(KeyError):
+        schedule.autotune(bug, a, space=space, reps=1, cache=False)
+
+
 SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
