@@ -9,6 +9,16 @@ import tessera as ts
 from tessera.graph import capture
 from graph_programs import (RNG, parse_mlir, ew_chain, gather, mlp_params, mm, rand, reductions, softmax,
                             train_step)
+from helpers import DEVICES
+
+# Every test runs on each device. `device` is module-scoped here so that the programs are
+# captured once per device (and not at import, on whatever the process's default is).
+pytestmark = pytest.mark.usefixtures("device")
+
+
+@pytest.fixture(scope="module", params=DEVICES)
+def device(request):
+    return request.param
 
 
 def _programs():
@@ -26,12 +36,19 @@ def _programs():
     }
 
 
-PROGRAMS = _programs()
+PROGRAMS = ("ew_small", "ew_fused", "reductions", "matmul", "softmax", "gather", "train", "mixed")
 
 
 @pytest.fixture(scope="module")
-def graphs():
-    return {k: capture(fn, *args) for k, (fn, args) in PROGRAMS.items()}
+def graphs(device):
+    prev = ts.default_device()
+    ts.set_default_device(device)  # module scope: before the per-test pin of the default
+    try:
+        programs = _programs()
+        assert sorted(programs) == sorted(PROGRAMS)
+        return {k: capture(fn, *args) for k, (fn, args) in programs.items()}
+    finally:
+        ts.set_default_device(prev)
 
 
 def ids(text, key="tessera.id"):
@@ -107,7 +124,10 @@ def test_tile_ir_and_kernel_sources(graphs):
         src = g.kernel_source(n)
         assert isinstance(src, str) and src.strip()
     k = [k for k in g.kernels() if k["kind"] == "fused"][0]
-    assert "tessera.parallel_for" in text and "threads" in k["launch"]
+    assert "tessera.parallel_for" in text
+    # the C kernel's launch is a thread count, a CUDA kernel's a grid of blocks
+    assert "threads" in k["launch"] if k["kernel_backend"] == "c" else \
+        {"grid", "block"} <= k["launch"].keys()
     if k["kernel_backend"] == "c":
         assert k["kernel_name"] in g.kernel_source(k["kernel_name"])  # the C function
     host = graphs["matmul"]

@@ -8,6 +8,8 @@ from tessera.graph import CaptureError, capture, trace
 from graph_programs import (RNG, ew_chain, gather, mlp_params, mm, rand, reductions, softmax,
                             train_step)
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 def same(a, b):
     """Equal structure and values (NaN-free programs: exact equality)."""
@@ -26,12 +28,13 @@ def same(a, b):
         assert a == b
 
 
-@pytest.mark.parametrize("n", [8, 300])  # eager NumPy below the fusion threshold, fused above
+@pytest.mark.parametrize("n", [8, 300])  # on the CPU: eager below the fusion threshold, fused above
 def test_elementwise_chain(n):
     x, y = rand(n, 128), rand(n, 128)
     g = capture(ew_chain, x, y)
     kinds = {st.kind for st in g.steps}
-    assert kinds == ({"ew"} if n == 8 else {"fused"})
+    eager = x.size < x.device.backend.FUSE_MIN_SIZE  # CUDA fuses at any size
+    assert kinds == ({"ew"} if eager else {"fused"})
     for _ in range(3):
         x2, y2 = rand(n, 128), rand(n, 128)
         same(g(x2, y2), ew_chain(x2, y2))
@@ -152,7 +155,9 @@ def test_random_fwd_draws_fresh_values_in_replay():
     rng = np.random.default_rng(7)
 
     def noisy(x):  # an op whose fwd draws: replay must draw again
-        return apply_op("noise", (x,), lambda b: b + rng.standard_normal(b.shape).astype(b.dtype),
+        xp = x.device.backend.xp  # NumPy or CuPy: the buffer's own array module
+        return apply_op("noise", (x,),
+                        lambda b: b + xp.asarray(rng.standard_normal(b.shape).astype(b.dtype)),
                         x.dtype, x.device)
     g = capture(noisy, ts.zeros((64,)))
     a, b = g(ts.zeros((64,))), g(ts.zeros((64,)))
@@ -169,8 +174,12 @@ def test_dead_steps_are_dropped():
     def f(x):
         unused = ts.exp(x) * 3.0  # noqa: F841 (computed, never returned)
         return x + 1.0
-    g = capture(f, rand(4))
-    assert len(g.all_steps) == 3 and len(g.steps) == 1
+    x = rand(4)
+    g = capture(f, x)
+    assert len(g.steps) == 1
+    # eager (the CPU, below its fusion size): the dead ops ran, were recorded, then dropped;
+    # lazy (CUDA): the dead group is never realized, so never recorded
+    assert len(g.all_steps) == (3 if x.size < x.device.backend.FUSE_MIN_SIZE else 1)
 
 
 def test_captures_do_not_nest():

@@ -9,12 +9,17 @@ import pytest
 import tessera as ts
 from tessera.graph import CaptureError, capture
 from tessera.profiler import Timeline
+from tessera.profiler.timeline import HOST
 from graph_programs import ew_chain, mlp_params, parse_mlir, rand, reductions, train_step
+from helpers import host_spans
+
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
 
 
 def _steps(tl):
-    return sorted((s for s in tl.spans if s.cat not in ("replay", "compile", "cache_hit",
-                                                        "disk_hit")),
+    """The replay's steps on the host lane (with CUDA events each is also on the device's)."""
+    return sorted((s for s in host_spans(tl) if s.cat not in ("replay", "compile", "cache_hit",
+                                                              "disk_hit")),
                   key=lambda s: s.args["step"])
 
 
@@ -35,11 +40,12 @@ def test_steps_match_kernels_with_positive_durations(prog):
     assert [s.args["step"] for s in steps] == list(range(len(ks)))
     assert all(s.dur > 0 for s in steps)
     assert {s.cat for s in steps} <= {"op", "fused", "inplace", "copy"}
-    (whole,) = tl.filter(cat="replay")
+    (whole,) = host_spans(tl, cat="replay")
     assert all(whole.ts <= s.ts and s.ts + s.dur <= whole.ts + whole.dur for s in steps)
     rows = tl.summary(quiet=True)
     assert sum(r["share"] for r in rows) == pytest.approx(100.0, abs=1e-6)
-    assert tl.meta["steps"] == len(ks) and tl.meta["device_timing"] is False
+    assert tl.meta["steps"] == len(ks)
+    assert tl.meta["device_timing"] is ts.cuda_is_available()  # the default: where a GPU is
     if prog != "train":  # steps that read/write arrays report their bytes
         assert all(s.nbytes and s.nbytes > 0 for s in steps)
 
@@ -49,8 +55,8 @@ def test_fused_replay_reports_its_kernel_cache_hit_and_result():
     g = capture(ew_chain, x, y)
     x2, y2 = rand(300, 128), rand(300, 128)
     tl = g.trace_execution(x2, y2)
-    (fused,) = tl.filter(cat="fused")
-    hits = tl.filter(cat="cache_hit") + tl.filter(cat="compile")
+    (fused,) = host_spans(tl, cat="fused")
+    hits = host_spans(tl, cat="cache_hit") + host_spans(tl, cat="compile")
     assert hits and all(h.name == fused.name for h in hits)
     np.testing.assert_array_equal(tl.result.numpy(), ew_chain(x2, y2).numpy())
     with pytest.raises(ts.ShapeError, match="captured with shape"):
@@ -68,8 +74,9 @@ def test_chrome_trace_has_the_required_fields(tmp_path):
     for e in xs:
         assert {"name", "cat", "ph", "ts", "dur", "pid", "tid"} <= e.keys()
         assert isinstance(e["ts"], (int, float)) and e["dur"] >= 0
-    assert [e["name"] for e in sorted(xs, key=lambda e: e["ts"]) if e["cat"] == "op"] == \
-        [k["kernel_name"] for k in g.kernels()]
+    assert [e["name"] for e in sorted(xs, key=lambda e: e["ts"])
+            if e["cat"] in ("op", "fused") and e["tid"] == HOST] == \
+        [k["kernel_name"] for k in g.kernels()]  # x * 2.0 is a fused group where lazy (CUDA)
     assert any(e["ph"] == "M" and e["name"] == "thread_name" for e in evs)
     assert doc["otherData"]["graph"] == "<lambda>"
 
@@ -108,7 +115,7 @@ def test_replay_side_effects_happen_once_per_trace():
     g = capture(f, x)  # w: [0.5, 1.5]
     tl = g.trace_execution()  # w: [0, 1]
     assert w.tolist() == [0.0, 1.0] and tl.result.tolist() == [0.0, 1.0]
-    assert len(tl.filter(cat="inplace")) == 1
+    assert len(host_spans(tl, cat="inplace")) == 1
 
 
 @pytest.mark.gpu
