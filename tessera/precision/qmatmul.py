@@ -128,8 +128,9 @@ def _qq_matmul(a, b, bias, activation, out_dtype):
 
 
 # ---- weight-only: dequantize the weight block by block -------------------------------
-def _deq_block(xp, q, bufs, bax, k0, k1):
+def _deq_block(backend, q, bufs, bax, k0, k1):
     """Rows (bax=0) or columns (bax=1) k0:k1 of the 2-D weight `q`, dequantized to fp32."""
+    xp = backend.xp
     data, scale, zp = bufs
     s, gs = SCHEMES[q.scheme], q.group_size
     sl = (slice(k0, k1), slice(None)) if bax == 0 else (slice(None), slice(k0, k1))
@@ -140,6 +141,10 @@ def _deq_block(xp, q, bufs, bax, k0, k1):
             lo, hi = (lo ^ 8) - 8, (hi ^ 8) - 8
         v = xp.empty(d.shape[:-1] + (d.shape[-1] * 2,), dtype=xp.float32)
         v[:, 0::2], v[:, 1::2] = lo, hi
+    elif q.data.dtype.kind == "f":
+        # fp8 codes: widened by the backend (on CUDA they are uint8 words, and
+        # astype would read the words as integers)
+        v = backend.compute(data[sl], q.data.dtype).astype(xp.float32, copy=False)
     else:
         v = data[sl].astype(xp.float32)
 
@@ -173,7 +178,7 @@ def weight_only_blocks(backend, xbuf, xdt, q, bufs, trans):
     out = None
     for k0 in range(0, K, step):
         k1 = min(K, k0 + step)
-        w = _deq_block(xp, q, bufs, bax, k0, k1)
+        w = _deq_block(backend, q, bufs, bax, k0, k1)
         p = x[:, k0:k1] @ (w.T if trans else w)
         out = p if out is None else xp.add(out, p, out=out)
     if out is None:
