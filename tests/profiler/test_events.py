@@ -6,6 +6,8 @@ import tessera as ts
 from tessera._config import STATE
 from tessera.profiler import events
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 def test_subscribe_remove_and_context_manager():
     before = list(STATE.event_sinks)

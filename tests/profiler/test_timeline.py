@@ -6,6 +6,8 @@ import pytest
 
 from tessera.profiler.timeline import DEVICE, Span, Timeline
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 matplotlib.use("Agg")
 
 
