@@ -10,6 +10,9 @@ import tessera as ts
 from tessera import interop
 from tessera.errors import DeviceError, DTypeError
 
+pytestmark = pytest.mark.cpu_only("host-memory converters (zero-copy checked through .ctypes); "
+                                  "test_cupy_converters_alias covers CUDA")
+
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
