@@ -1,9 +1,12 @@
 """A 0-d tensor on the left of `*` defers to the operator (NumPy's __array_ufunc__ =
 None convention), so scalar-tensor * operator builds a scaled operator."""
 import numpy as np
+import pytest
 
 import tessera as ts
 from tessera import linop
+
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
 
 
 def test_tensor_scalar_times_operator_defers_to_the_operator():

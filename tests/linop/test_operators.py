@@ -9,6 +9,8 @@ from tessera import linop
 from tessera.errors import NumericsError, ShapeError
 from tests.helpers import assert_close, check_grad
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 rng = np.random.default_rng(0)
 
 

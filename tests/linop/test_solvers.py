@@ -10,6 +10,8 @@ from tessera import linop
 from tessera.errors import NumericsError
 from tests.helpers import check_grad
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 rng = np.random.default_rng(1)
 
 
@@ -57,6 +59,7 @@ def test_lsqr_against_lstsq():
     np.testing.assert_allclose(x.numpy(), ref, rtol=1e-8)
 
 
+@pytest.mark.cpu_only("covered on cuda by test_cg_on_device (cg on a Laplacian)")
 def test_cg_poisson_and_callback():
     L = -linop.laplacian((20, 20), h=1 / 21)
     f = T(np.ones((20, 20)))
