@@ -8,6 +8,8 @@ from tessera import nn
 from tessera.random import Generator
 from helpers import assert_close
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 class Block(nn.Module):
     def __init__(self):
@@ -106,7 +108,7 @@ def test_state_dict_roundtrip_and_errors():
 
 def test_to_and_repr():
     n = Net()
-    assert n.to("cpu") is n
+    assert n.to(ts.default_device()) is n  # already there
     n.to(dtype="fp64")
     assert all(p.dtype is ts.fp64 and p.requires_grad for p in n.parameters())
     r = repr(Net())

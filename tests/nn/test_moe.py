@@ -16,6 +16,8 @@ import tessera as ts
 from tessera.nn import moe_ops as M
 from tests.helpers import assert_close, check_grad
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 RNG = np.random.default_rng(0)
 
 
@@ -271,6 +273,11 @@ def test_hierarchical_moe_dense_and_grad():
 
 
 # -- the CUDA kernel -----------------------------------------------------------------------
+KERNEL_HOST = pytest.mark.cpu_only("the grouped-matmul kernel checked on the host (registry and "
+                                   "geometry, C++ emulator, NVRTC/hipcc compiles)")
+
+
+@KERNEL_HOST
 def test_kernel_registered_and_geometry():
     from tessera.kernels.launchers import grouped_matmul as gm
     from tessera.kernels.launchers.registry import HIP_INSTANTIATIONS, INSTANTIATIONS
@@ -310,6 +317,7 @@ int main(int argc, char** argv) {
 """
 
 
+@KERNEL_HOST
 @pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not available for the CPU kernel emulator")
 def test_kernel_logic_under_cpu_emulator(tmp_path):
     here = os.path.dirname(os.path.abspath(__file__))
@@ -347,6 +355,7 @@ def _nvrtc_reason():
     return None
 
 
+@KERNEL_HOST
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_kernel_compiles_nvrtc(arch):
     """One instantiation per kernel here (tests/kernels/test_compile.py compiles all)."""
@@ -359,6 +368,7 @@ def test_kernel_compiles_nvrtc(arch):
     assert set(rep.kernels) == set(names) and not rep.spilling()
 
 
+@KERNEL_HOST
 def test_kernel_compiles_hipcc():
     from tessera.kernels import loader
     from tessera.kernels.launchers.registry import grouped_matmul_name
@@ -370,9 +380,10 @@ def test_kernel_compiles_hipcc():
 
 @pytest.mark.gpu
 def test_moe_gpu_matches_cpu():
-    moe = ts.nn.MoE(64, 128, num_experts=8, k=2, capacity_factor=1.0, generator=ts.random.Generator(8))
+    moe = ts.nn.MoE(64, 128, num_experts=8, k=2, capacity_factor=1.0, device="cpu",
+                    generator=ts.random.Generator(8, "cpu"))
     x = RNG.standard_normal((300, 64))
-    y_cpu = moe(ts.asarray(x, dtype="fp32")).numpy()
+    y_cpu = moe(ts.asarray(x, dtype="fp32", device="cpu")).numpy()
     moe.to("cuda")
     xg = ts.asarray(x, dtype="fp32", device="cuda", requires_grad=True)
     y = moe(xg)

@@ -12,6 +12,8 @@ import pytest
 import tessera as ts
 from tests.helpers import assert_close, check_grad
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 RNG = np.random.default_rng(0)
 
 
@@ -108,10 +110,12 @@ def test_spectral_moe_matches_reference_and_grad():
 
 
 @pytest.mark.slow
+@pytest.mark.cpu_only("runs examples/fno_burgers.py in a subprocess, pinned to the CPU")
 def test_fno_example_reaches_stated_error():
     root = os.path.join(os.path.dirname(__file__), "..", "..")
+    env = dict(os.environ, TESSERA_DEVICE="cpu")  # not the subprocess's default (CUDA on a GPU host)
     r = subprocess.run([sys.executable, os.path.join(root, "examples", "fno_burgers.py"), "--quick"],
-                       capture_output=True, text=True, timeout=600, cwd=root)
+                       capture_output=True, text=True, timeout=600, cwd=root, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "test error target reached" in r.stdout, r.stdout[-2000:]
 

@@ -7,6 +7,8 @@ import tessera as ts
 from tessera import nn
 from tessera.random import Generator
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 @pytest.mark.parametrize("opt_name,kw", [("Adam", dict(lr=1e-2)),
                                          ("SGD", dict(lr=0.2, momentum=0.9))])

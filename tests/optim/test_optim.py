@@ -8,6 +8,8 @@ import pytest
 import tessera as ts
 from helpers import assert_close
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 try:
     import torch
 except ImportError:  # pragma: no cover

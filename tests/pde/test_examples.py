@@ -16,12 +16,17 @@ def load(name):
     return mod
 
 
-def test_pinn_poisson_error():
+SLOW_FIT = pytest.mark.cpu_only("a slow L-BFGS fit, run on the CPU; test_pinn_poisson_error runs "
+                                "an example on each device")
+
+
+def test_pinn_poisson_error(device):
     err = load("pinn_poisson").train(steps=600, seed=0, verbose=False)
     assert err < 1e-3
 
 
 @pytest.mark.slow
+@SLOW_FIT
 def test_inverse_heat_error_and_gradient():
     err, gerr = load("inverse_heat").run(seed=0, verbose=False)
     assert gerr < 1e-6
@@ -29,6 +34,7 @@ def test_inverse_heat_error_and_gradient():
 
 
 @pytest.mark.slow
+@SLOW_FIT
 def test_poisson2d_learned_source_error():
     err = load("poisson2d_learned_source").run(n=256, seed=0, verbose=False)
     assert err < 5e-2
