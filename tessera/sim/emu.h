@@ -67,235 +67,29 @@ inline int2 make_int2(int x, int y) { return int2{x, y}; }
 inline uint2 make_uint2(unsigned x, unsigned y) { return uint2{x, y}; }
 inline float2 make_float2(float x, float y) { return float2{x, y}; }
 
-// ---- per-launch state (one launch at a time: the Python side holds a lock) ----
-inline dim3 threadIdx, blockIdx, blockDim, gridDim;
+// ---- the emulator runtime (emu_runtime.cpp, one library per process) ----
+extern "C" {
+extern dim3 ts_emu_thread_idx, ts_emu_block_idx, ts_emu_block_dim, ts_emu_grid_dim;
+extern char ts_emu_error_buf[512];
+extern unsigned long long ts_emu_slots[1024];
+void ts_emu_block_barrier();
+void ts_emu_warp_barrier();
+int ts_emu_current();
+int ts_emu_lane();
+unsigned char* ts_emu_dynamic_smem();
+int ts_emu_run(const char* name, const unsigned* grid, const unsigned* block, unsigned long long dyn_smem,
+               unsigned char* dyn_smem_buf, void (*body)(void*), void* ctx, int direct, int warp);
+}
+#if !defined(TS_EMU_RUNTIME)
+static dim3& threadIdx = ts_emu_thread_idx;
+static dim3& blockIdx = ts_emu_block_idx;
+static dim3& blockDim = ts_emu_block_dim;
+static dim3& gridDim = ts_emu_grid_dim;
+#endif
 constexpr int warpSize = TS_CPU_EMU;
 
 namespace ts_emu {
-
-enum State { RUNNABLE = 0, AT_BLOCK_BAR = 1, AT_WARP_BAR = 2, DONE = 3 };
-
-struct Fiber {
-  void* sp = nullptr;  // saved stack pointer (x86-64 switch)
-#if !defined(__x86_64__)
-  ucontext_t ctx;
-#endif
-  char* stack = nullptr;  // taken from the pool when the thread first runs
-  State state = RUNNABLE;
-  bool started = false;
-  dim3 tid;
-};
-
-constexpr size_t STACK_BYTES = 128 * 1024;
-inline Fiber* g_fibers = nullptr;
-inline int g_nfibers = 0, g_capacity = 0, g_cur = 0;
-inline void* g_sched_sp = nullptr;
-#if !defined(__x86_64__)
-inline ucontext_t g_sched_ctx;
-#endif
-inline void (*g_body)(void*) = nullptr;
-inline void* g_body_ctx = nullptr;
-inline unsigned long long g_slots[1024];       // shuffle exchange, one per thread
-inline unsigned char* g_dyn_smem = nullptr;     // dynamic shared memory of the block
-inline size_t g_dyn_smem_bytes = 0;
-inline char g_error[512];
-
-#if defined(__x86_64__)
-extern "C" void ts_emu_switch(void** save_sp, void* load_sp);
-asm(R"(
-.text
-.p2align 4
-.hidden ts_emu_switch
-.globl ts_emu_switch
-.type ts_emu_switch,@function
-ts_emu_switch:
-  pushq %rbp
-  pushq %rbx
-  pushq %r12
-  pushq %r13
-  pushq %r14
-  pushq %r15
-  movq %rsp, (%rdi)
-  movq %rsi, %rsp
-  popq %r15
-  popq %r14
-  popq %r13
-  popq %r12
-  popq %rbx
-  popq %rbp
-  ret
-.size ts_emu_switch, .-ts_emu_switch
-)");
-#endif
-
-inline void yield_to_scheduler() {
-#if defined(__x86_64__)
-  ts_emu_switch(&g_fibers[g_cur].sp, g_sched_sp);
-#else
-  swapcontext(&g_fibers[g_cur].ctx, &g_sched_ctx);
-#endif
-}
-
-[[noreturn]] inline void fiber_entry() {
-  g_body(g_body_ctx);
-  g_fibers[g_cur].state = DONE;
-  yield_to_scheduler();
-  __builtin_unreachable();
-}
-
-#if !defined(__x86_64__)
-inline void fiber_entry_uc() { fiber_entry(); }
-#endif
-
-// Stacks are pooled: a thread takes one when it first runs and gives it back
-// when it exits, so in a kernel without barriers every thread runs on the same
-// (cache-hot) stack, and a block that waits at a barrier holds one per thread.
-inline char** g_free_stacks = nullptr;
-inline int g_nfree = 0, g_free_cap = 0;
-
-inline char* take_stack() {
-  if (g_nfree) return g_free_stacks[--g_nfree];
-  // mmap'd with a guard page below, so a kernel overflowing its stack faults
-  // instead of silently writing into a neighbour's.
-  char* m = (char*)mmap(nullptr, STACK_BYTES + 4096, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) { fprintf(stderr, "[sim] cannot map a fiber stack\n"); abort(); }
-  mprotect(m, 4096, PROT_NONE);
-  return m + 4096;
-}
-
-inline void give_stack(char* st) {
-  if (g_nfree == g_free_cap) {
-    int cap = g_free_cap ? 2 * g_free_cap : 64;
-    char** n = new char*[cap];
-    for (int i = 0; i < g_nfree; i++) n[i] = g_free_stacks[i];
-    delete[] g_free_stacks;
-    g_free_stacks = n;
-    g_free_cap = cap;
-  }
-  g_free_stacks[g_nfree++] = st;
-}
-
-inline void prepare(Fiber& f) {
-  f.stack = take_stack();
-  f.started = true;
-#if defined(__x86_64__)
-  // Layout for the first switch: six callee-saved registers, then the
-  // "return address" fiber_entry, placed so that rsp % 16 == 8 at its entry.
-  uintptr_t top = ((uintptr_t)(f.stack + STACK_BYTES)) & ~(uintptr_t)15;
-  void** sp = (void**)(top - 16);
-  sp[0] = (void*)&fiber_entry;
-  sp -= 6;
-  for (int i = 0; i < 6; i++) sp[i] = nullptr;
-  f.sp = sp;
-#else
-  getcontext(&f.ctx);
-  f.ctx.uc_stack.ss_sp = f.stack;
-  f.ctx.uc_stack.ss_size = STACK_BYTES;
-  f.ctx.uc_link = nullptr;
-  makecontext(&f.ctx, (void (*)())fiber_entry_uc, 0);
-#endif
-}
-
-inline void resume(int t) {
-  g_cur = t;
-  threadIdx = g_fibers[t].tid;
-  if (!g_fibers[t].started) prepare(g_fibers[t]);
-#if defined(__x86_64__)
-  ts_emu_switch(&g_sched_sp, g_fibers[t].sp);
-#else
-  swapcontext(&g_sched_ctx, &g_fibers[t].ctx);
-#endif
-}
-
-inline int lane() { return g_cur % TS_CPU_EMU; }
-
-// Direct mode: kernels the simulator knows to have no barriers (rawmodule.py
-// decides from the source) run each thread as a plain call, no fiber. A
-// barrier reached anyway is reported as an error, never silently skipped.
-inline bool g_direct = false;
-inline bool g_direct_fault = false;
-
-inline void direct_fault() {
-  if (!g_direct_fault)
-    snprintf(g_error, sizeof g_error, "kernel reached a barrier in the simulator's direct mode "
-             "(its source was judged barrier-free); set TESSERA_SIM_FIBERS=1 and report it");
-  g_direct_fault = true;
-}
-
-inline void block_barrier() {
-  if (g_direct) return direct_fault();
-  g_fibers[g_cur].state = AT_BLOCK_BAR;
-  yield_to_scheduler();
-}
-inline void warp_barrier() {
-  if (g_direct) return direct_fault();
-  g_fibers[g_cur].state = AT_WARP_BAR;
-  yield_to_scheduler();
-}
-
-// Runs one block; false (and g_error set) on a deadlock.
-inline bool run_block(int n, const char* kernel) {
-  for (int t = 0; t < n; t++) {
-    g_fibers[t].state = RUNNABLE;
-    g_fibers[t].started = false;
-  }
-  int done = 0;
-  for (;;) {
-    bool ran = false;
-    for (int t = 0; t < n; t++)
-      if (g_fibers[t].state == RUNNABLE) {
-        ran = true;
-        resume(t);
-        if (g_fibers[t].state == DONE) {
-          done++;
-          give_stack(g_fibers[t].stack);
-          g_fibers[t].stack = nullptr;
-        }
-      }
-    if (done == n) return true;
-    // release warp barriers whose live lanes have all arrived
-    bool released = false;
-    for (int w0 = 0; w0 < n; w0 += TS_CPU_EMU) {
-      int w1 = w0 + TS_CPU_EMU < n ? w0 + TS_CPU_EMU : n, waiting = 0, live = 0;
-      for (int t = w0; t < w1; t++) {
-        if (g_fibers[t].state != DONE) live++;
-        if (g_fibers[t].state == AT_WARP_BAR) waiting++;
-      }
-      if (waiting && waiting == live) {
-        for (int t = w0; t < w1; t++)
-          if (g_fibers[t].state == AT_WARP_BAR) g_fibers[t].state = RUNNABLE;
-        released = true;
-      }
-    }
-    if (released) continue;
-    int at_block = 0;
-    for (int t = 0; t < n; t++) at_block += g_fibers[t].state == AT_BLOCK_BAR;
-    if (at_block && at_block == n - done) {
-      for (int t = 0; t < n; t++)
-        if (g_fibers[t].state == AT_BLOCK_BAR) g_fibers[t].state = RUNNABLE;
-      continue;
-    }
-    if (!ran) {
-      for (int t = 0; t < n; t++)  // the stuck threads' stacks go back to the pool
-        if (g_fibers[t].stack) { give_stack(g_fibers[t].stack); g_fibers[t].stack = nullptr; }
-      snprintf(g_error, sizeof g_error,
-               "kernel %s deadlocked in block (%u,%u,%u): %d of %d live threads wait at "
-               "__syncthreads, the others at a warp shuffle/__syncwarp (divergent barrier)",
-               kernel, blockIdx.x, blockIdx.y, blockIdx.z, at_block, n - done);
-      return false;
-    }
-  }
-}
-
-inline bool ensure_fibers(int n) {
-  if (n <= g_capacity) return true;
-  Fiber* f = new Fiber[n];
-  delete[] g_fibers;
-  g_fibers = f;
-  g_capacity = g_nfibers = n;
-  return true;
-}
+static char* const g_error_buf = ts_emu_error_buf;
 
 // Argument kinds as rawmodule.py packs them (CuPy's rules: arrays are
 // pointers, Python ints int64, floats float64, NumPy scalars their own type).
@@ -326,7 +120,7 @@ inline bool arg_ok(int i, long size, int kind, const char* kernel) {
   if (!ok) {
     static const char* kinds[] = {"an array pointer", "a signed integer", "an unsigned integer",
                                   "a float", "a bool"};
-    snprintf(g_error, sizeof g_error,
+    snprintf(g_error_buf, 512,
              "kernel %s: argument %d is %s of %ld bytes, the kernel's parameter wants %s (%zu bytes)",
              kernel, i, kind >= 0 && kind <= 4 ? kinds[kind] : "?", size, want, sizeof(P));
   }
@@ -355,15 +149,14 @@ inline T read_arg(void* p) {
   return v;
 }
 
-// The entry every generated wrapper calls. Returns 0, or -1 with g_error set.
+// The entry every generated wrapper calls. Returns 0, or -1 with the error set.
 template <class... P>
 inline int launch(void (*kernel)(P...), const char* name, const unsigned* grid, const unsigned* block,
                   unsigned long long dyn_smem, unsigned char* dyn_smem_buf, int nargs, void** argv,
                   const long* sizes, const int* kinds, bool direct) {
-  g_direct = direct;
   constexpr int N = sizeof...(P);
   if (nargs != N) {
-    snprintf(g_error, sizeof g_error, "kernel %s takes %d arguments, the launch passed %d", name, N, nargs);
+    snprintf(g_error_buf, 512, "kernel %s takes %d arguments, the launch passed %d", name, N, nargs);
     return -1;
   }
   if (!args_ok<P...>(std::index_sequence_for<P...>{}, sizes, kinds, name)) return -1;
@@ -372,66 +165,38 @@ inline int launch(void (*kernel)(P...), const char* name, const unsigned* grid, 
     size_t i = 0;
     std::apply([&](auto&... a) { ((a = read_arg<std::decay_t<decltype(a)>>(argv[i++])), ...); }, call.args);
   }
-  const int n = (int)(block[0] * block[1] * block[2]);
-  ensure_fibers(n);
-  g_nfibers = n;
-  for (int t = 0; t < n; t++)
-    g_fibers[t].tid = dim3(t % block[0], (t / block[0]) % block[1], t / (block[0] * block[1]));
-  gridDim = dim3(grid[0], grid[1], grid[2]);
-  blockDim = dim3(block[0], block[1], block[2]);
-  g_body = &Call<P...>::body;
-  g_body_ctx = &call;
-  g_dyn_smem = dyn_smem_buf;
-  g_dyn_smem_bytes = dyn_smem;
-  g_direct_fault = false;
-  for (unsigned bz = 0; bz < grid[2]; bz++)
-    for (unsigned by = 0; by < grid[1]; by++)
-      for (unsigned bx = 0; bx < grid[0]; bx++) {
-        blockIdx = dim3(bx, by, bz);
-        if (g_direct) {
-          for (int t = 0; t < n; t++) {
-            g_cur = t;
-            threadIdx = g_fibers[t].tid;
-            Call<P...>::body(&call);
-          }
-          if (g_direct_fault) return -1;
-        } else if (!run_block(n, name)) {
-          return -1;
-        }
-      }
-  return 0;
+  return ts_emu_run(name, grid, block, dyn_smem, dyn_smem_buf, &Call<P...>::body, &call, direct, TS_CPU_EMU);
 }
 
 }  // namespace ts_emu
 
 // ---- the device API -------------------------------------------------------------------
-inline void __syncthreads() { ts_emu::block_barrier(); }
+inline void __syncthreads() { ts_emu_block_barrier(); }
 inline int __syncthreads_or(int p) {  // used by nothing yet; kept exact for completeness
   static int acc;
-  ts_emu::block_barrier();
+  ts_emu_block_barrier();
   acc = 0;
-  ts_emu::block_barrier();
+  ts_emu_block_barrier();
   if (p) acc = 1;
-  ts_emu::block_barrier();
+  ts_emu_block_barrier();
   return acc;
 }
-inline void __syncwarp(unsigned = 0xffffffffu) { ts_emu::warp_barrier(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { ts_emu_warp_barrier(); }
 inline void __threadfence() {}
 inline void __threadfence_block() {}
-inline int emu_lane() { return ts_emu::lane(); }
-inline void emu_syncwarp() { ts_emu::warp_barrier(); }
-inline unsigned char* ts_emu_dynamic_smem() { return ts_emu::g_dyn_smem; }
+inline int emu_lane() { return ts_emu_lane(); }
+inline void emu_syncwarp() { ts_emu_warp_barrier(); }
 
 template <class T>
 inline T emu_shfl(T v, int src) {
   static_assert(sizeof(T) <= 8, "shuffle of at most 8 bytes");
-  const int w0 = ts_emu::g_cur - ts_emu::lane();
-  std::memcpy(&ts_emu::g_slots[ts_emu::g_cur], &v, sizeof(T));
-  ts_emu::warp_barrier();
+  const int cur = ts_emu_current(), w0 = cur - ts_emu_lane();
+  std::memcpy(&ts_emu_slots[cur], &v, sizeof(T));
+  ts_emu_warp_barrier();
   T r;
   int s = ((src % TS_CPU_EMU) + TS_CPU_EMU) % TS_CPU_EMU;  // hardware wraps the lane index
-  std::memcpy(&r, &ts_emu::g_slots[w0 + s], sizeof(T));
-  ts_emu::warp_barrier();
+  std::memcpy(&r, &ts_emu_slots[w0 + s], sizeof(T));
+  ts_emu_warp_barrier();
   return r;
 }
 template <class T> inline T __shfl_sync(unsigned, T v, int src, int = TS_CPU_EMU) { return emu_shfl(v, src); }

@@ -160,8 +160,35 @@ def _translation_unit(code, names, warp, hip, pch=False):
             f'unsigned char* smem_buf, int nargs, void** argv, const long* sizes, const int* kinds, '
             f'int direct) {{\n'
             f'  return ts_emu::launch(&{n}, "{n}", g, b, smem, smem_buf, nargs, argv, sizes, kinds, direct);\n}}')
-    lines.append('extern "C" const char* ts_sim_error() { return ts_emu::g_error; }')
     return "\n".join(lines) + "\n"
+
+
+_runtime = None
+
+
+def _runtime_lib(cxx, root):
+    """emu_runtime.cpp built once and loaded with RTLD_GLOBAL: the scheduler, the
+    fiber stacks and the thread indices every kernel library refers to."""
+    global _runtime
+    if _runtime is None:
+        src = SIM_DIR / "emu_runtime.cpp"
+        key = hashlib.sha256("\0".join([src.read_text(), (SIM_DIR / "emu.h").read_text(), _cxx_version(cxx),
+                                        " ".join(CXX_FLAGS)]).encode()).hexdigest()[:24]
+        so = root / f"emu-runtime-{key}.so"
+        if not so.exists():
+            tmp = f"{so}.{os.getpid()}.{threading.get_ident()}.tmp"
+            proc = subprocess.run([cxx, *CXX_FLAGS, f"-I{SIM_DIR}", str(src), "-o", tmp],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise _cuda.CompileException(f"[sim] building the emulator runtime failed:\n{proc.stderr[-4000:]}")
+            os.replace(tmp, so)
+        _runtime = ctypes.CDLL(str(so), mode=ctypes.RTLD_GLOBAL)
+    return _runtime
+
+
+def _last_error():
+    return ctypes.string_at(ctypes.addressof(ctypes.c_char.in_dll(_runtime, "ts_emu_error_buf"))).decode(
+        errors="replace")
 
 
 # A kernel whose own source names none of these, and that includes nothing but the
@@ -189,6 +216,7 @@ class _Library:
         dirs = _include_dirs(options)
         cxx = _cxx()
         root = _cache_root()
+        _runtime_lib(cxx, root)
         pch = _pch_dir(cxx, props.warp_size, hip, root)
         # the key names the prelude itself, not the precompiled header's folder
         key = hashlib.sha256("\0".join([_translation_unit(code, names, props.warp_size, hip),
@@ -206,7 +234,6 @@ class _Library:
             so.unlink(missing_ok=True)
             self._build(cxx, tu, dirs, root, so, names)
             self.lib = ctypes.CDLL(str(so))
-        self.lib.ts_sim_error.restype = ctypes.c_char_p
         self.entries = {}
         for i, n in enumerate(names):
             fn = getattr(self.lib, f"ts_sim_entry_{i}")
@@ -395,7 +422,7 @@ class Function:
         smem = np.full(max(shared_mem, 1), 0xFF, np.uint8)  # uninitialized shared memory reads as NaN/-1
         with _lock:
             rc = self._entry(g, b, shared_mem, smem.ctypes.data, n, argv, sizes, kinds, self._lib.direct)
-            err = self._lib.lib.ts_sim_error().decode(errors="replace") if rc else None
+            err = _last_error() if rc else None
         if rc:
             raise SimLaunchError(f"[sim] {err} (grid {grid}, block {block})")
         for i, a in arrays:
