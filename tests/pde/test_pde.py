@@ -9,6 +9,8 @@ import tessera as ts
 from tessera import linop, pde
 from tests.helpers import check_grad
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 rng = np.random.default_rng(2)
 
 

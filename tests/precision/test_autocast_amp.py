@@ -6,6 +6,8 @@ import pytest
 import tessera as ts
 from tessera.precision import DEFAULT_POLICY, autocast
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 RNG = np.random.default_rng(0)
 
 # each table entry exercised through its public op, with fp32 (or bf16) inputs

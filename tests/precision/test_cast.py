@@ -11,6 +11,8 @@ from cast_reference import assert_same_values, round_f64
 from tessera import op
 from tessera.random import Generator
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 NARROW = {"bf16": ml_dtypes.bfloat16, "fp16": np.float16, "fp8_e4m3": ml_dtypes.float8_e4m3fn,
           "fp8_e5m2": ml_dtypes.float8_e5m2}
 SPECIAL = np.array([0.0, -0.0, 1.0, -1.5, 3.4e38, -3.4e38, 1e-40, -1e-45, 448.0, 464.0, 480.0,

@@ -7,6 +7,8 @@ import tessera as ts
 from tessera import op
 from tessera.precision import report
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 RNG = np.random.default_rng(0)
 
 

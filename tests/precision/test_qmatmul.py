@@ -11,6 +11,8 @@ from tessera.precision import qmatmul as qm
 
 from helpers import check_grad
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 RNG = np.random.default_rng(0)
 
 
@@ -79,6 +81,7 @@ def test_weight_only_matmul_and_linear_match_dequantized_weight(scheme, kw, devi
     np.testing.assert_allclose(y2.numpy(), 0.5 * z * (1 + erf(z / np.sqrt(2))), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.cpu_only("spies on the CPU's blocked dequantizer (qmatmul._deq_block)")
 def test_weight_only_never_dequantizes_the_whole_weight(monkeypatch):
     seen = []
     orig = qm._deq_block

@@ -9,6 +9,8 @@ import tessera as ts
 from tessera import op
 from tessera.precision import QuantizedTensor, load, observer, quantize
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 def test_seed_snippet_runs_as_written():
     x = op.tensor((1024, 1024), dtype="fp32")

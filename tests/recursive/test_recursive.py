@@ -10,6 +10,8 @@ from tessera import linop
 from tessera.recursive import HODLR, Butterfly, MultigridPreconditioner, bit_reversal, prolong, restrict
 from tests.helpers import check_grad
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 RNG = np.random.default_rng(0)
 
 
