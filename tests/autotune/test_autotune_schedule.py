@@ -18,6 +18,9 @@ from tessera.kernels.launchers.geometry import _check_tile
 
 from helpers import assert_close
 
+# Every test runs on each device; the OpenMP and second-process tests are the CPU's.
+pytestmark = pytest.mark.usefixtures("device")
+
 
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path, monkeypatch):
@@ -83,6 +86,7 @@ def test_space_only_legal_tiles():
                     {"fusion": "aggressive"}) == [{"threads": 1, "fusion": "aggressive"}]
 
 
+@pytest.mark.cpu_only("OpenMP threads of the CPU backend (libgomp)")
 def test_threads_applied_inside_the_scope():
     prev = set_threads(3)
     if prev is None:
@@ -111,7 +115,8 @@ def test_autotune_result_cache_and_explain(cache_dir):
     assert "tile_sizes=1024x1024x8" in r.failed and "ScheduleError" in r.failed["tile_sizes=1024x1024x8"]
     data = json.loads((cache_dir / "autotune.json").read_text())
     (key, entry), = data.items()
-    assert key.startswith("test_autotune_schedule._prog|cpu:") and key.endswith("|fp64|64x32")
+    machine = "cpu:" if a.device.type == "cpu" else "gpu:"  # cpu:model:cores, gpu:name:arch
+    assert key.startswith(f"test_autotune_schedule._prog|{machine}") and key.endswith("|fp64|64x32")
     assert entry["config"] == r.config
     again = schedule.autotune(_prog, a, space=space, reps=2)
     assert again.from_cache and again.config == r.config
@@ -178,10 +183,12 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.cpu_only("a second process, pinned to the CPU, starts from the tuned disk cache")
 def test_second_process_starts_tuned(cache_dir, tmp_path):
     script = tmp_path / "tuned_prog.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ, TESSERA_CACHE_DIR=str(cache_dir))
+    # not the subprocess's default device (CUDA on a GPU host)
+    env = dict(os.environ, TESSERA_CACHE_DIR=str(cache_dir), TESSERA_DEVICE="cpu")
     runs = []
     for _ in range(2):
         p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env,
