@@ -15,13 +15,16 @@ the hinted scope is left, so the hint covers whole groups.
 
 A hint the hardware cannot run is rejected when it is made, naming the limit:
 (BM, BN, BK) tiles must fit one of tessera's matmul kernels (threads per block,
-48 KiB of static shared memory, the accumulator register budget, the 16/32
-alignment of the thread grid and tensor-core fragments); a one-entry
-`tile_sizes=[BLOCK]` is a thread-block size (a warp multiple, at most 1024).
-Which kernel a dtype uses is only known at the matmul, so a tile legal for some
-kernel but not the dtype's (128x128x64 runs the fp16/bf16 tensor-core kernel but
-exceeds the fp32 kernel's shared memory) is rejected by the GPU launcher there,
-with the same message; `validate_tile_sizes(tiles, dtype)` checks ahead.
+shared memory per block, the accumulator register budget, the 16/32 alignment of
+the thread grid and tensor-core fragments); a one-entry `tile_sizes=[BLOCK]` is a
+thread-block size (a warp multiple, at most 1024). The tiles are dynamic shared
+memory, so a block may use what the device allows with the opt-in: 227 KB on
+sm_90, 99 KB on sm_86, 64 KB on MI200. The device and the dtype are only known at
+the matmul, so a hint is checked against the largest such GPU when it is made and
+against the dtype's kernel on the actual device by the GPU launcher, with the same
+message (128x128x64 needs 67,584 B in fp32: it runs on an H100 but not on an MI200;
+in fp64 its 8x8 accumulators exceed the register budget everywhere);
+`validate_tile_sizes(tiles, dtype, smem_limit=...)` checks ahead.
 `threads=N` sets the OpenMP threads of the generated C kernels inside the scope.
 
 `autotune(fn, *args)` and `hint(autotune=True)` search these settings and cache
@@ -42,10 +45,12 @@ class ScheduleError(TesseraError, ValueError):
     """A schedule hint the hardware (tessera's kernels on it) cannot run."""
 
 
-def validate_tile_sizes(tile_sizes, dtype=None, platform="cuda"):
+def validate_tile_sizes(tile_sizes, dtype=None, platform="cuda", smem_limit=None):
     """Raise ScheduleError naming the limit unless `tile_sizes` can run: for a
     `dtype` ("fp32", ...), on that dtype's matmul kernel; without one, on at
-    least one of the kernels (fp32/fp64 SIMT, fp16/bf16 tensor cores)."""
+    least one of the kernels (fp32/fp64 SIMT, fp16/bf16 tensor cores).
+    `smem_limit`: a device's shared memory per block with the opt-in
+    (device_facts()["smem_optin"]); None: the largest GPU of `platform`."""
     from .kernels.launchers.geometry import MAX_THREADS, _check_tile
     ts = tuple(tile_sizes)
     if len(ts) == 1:
@@ -59,7 +64,7 @@ def validate_tile_sizes(tile_sizes, dtype=None, platform="cuda"):
     errors = []
     for dt, plat in kinds:
         try:
-            _check_tile(getattr(dt, "name", dt), ts, plat)
+            _check_tile(getattr(dt, "name", dt), ts, plat, smem_limit)
             return
         except ValueError as e:
             errors.append(f"{getattr(dt, 'name', dt)} kernel: " + str(e).replace(f"[matmul] tile {ts}: ", ""))

@@ -190,6 +190,19 @@ TS_DEV void syncwarp() { __syncwarp(); }
 #endif
 typedef __half f16;
 
+// ---- dynamic shared memory: the block's one extern buffer, sized at launch ----
+// Static __shared__ arrays are capped at 48 KB per block; a kernel whose tiles may
+// be larger (a hinted matmul tile) carves them out of this buffer, and its launcher
+// passes the byte count and opts the function in to more than 48 KB
+// (kernels/launchers/smem.py). On HIP the extern array is dynamic LDS as well;
+// __attribute__((aligned)) is what CUDA's __align__ expands to, spelled out because
+// hiprtc need not define __align__. The CPU emulator hands out one buffer per block.
+#if defined(TS_CPU_EMU)
+#define TS_DYNAMIC_SMEM(name) unsigned char* name = ts_emu_dynamic_smem()
+#else
+#define TS_DYNAMIC_SMEM(name) extern __shared__ __attribute__((aligned(16))) unsigned char name[]
+#endif
+
 // ---- Scalar<T>: the compute type of a storage type, and the way there and back.
 // Floats narrower than f32 compute in f32; integers keep their own type. ----
 template <class T> struct Scalar {

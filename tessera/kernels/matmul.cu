@@ -3,10 +3,14 @@
 // matmul_simt: shared-memory tiles of BMxBK and BKxBN, each thread owns a TMxTN
 //   register micro-tile; f32/f64 (and, as the portable path on HIP, f16/bf16
 //   converted to f32 on load). The next tiles are prefetched into registers while
-//   the current ones are multiplied.
+//   the current ones are multiplied, where those registers fit beside the
+//   accumulators; larger tiles (a hinted 128x128x64 in f32) are copied straight in.
 // matmul_wmma: tensor cores (nvcuda::wmma 16x16x16) for f16/bf16 inputs with f32
 //   accumulation, NVIDIA only; warps own WMxWN sub-tiles of the BMxBN block.
-// Both: TA/TB read a transposed operand in place (no copy), batch strides of 0
+// Both: the tiles live in dynamic shared memory (TS_DYNAMIC_SMEM), laid out as the
+// bytes geometry._check_tile counts: a hinted tile may need more than the 48 KB a
+// static __shared__ array can have (128x128x64 in f32 is 67,584 B).
+// TA/TB read a transposed operand in place (no copy), batch strides of 0
 // broadcast an operand, ACT is the fused epilogue (0 none, 1 relu, 2 gelu (erf),
 // 3 silu), bias (length N, may be null) is added before the activation.
 // Logical shapes: A (M,K), B (K,N), C (M,N); A is stored (M,K) with row stride lda,
@@ -47,41 +51,53 @@ struct TileLoader {
   struct alignas(sizeof(T) * VEC) Vec { T v[VEC]; };
   T reg[PER];
 
-  TS_DEV void load(const T* G, i64 ld, i64 x0, i64 k0, i64 X, i64 K) {
-    const int tid = threadIdx.x;
+  // Vector v of this thread's share: global memory -> r[0, VEC).
+  TS_DEV void fetch(int v, T* r, const T* G, i64 ld, i64 x0, i64 k0, i64 X, i64 K) const {
+    const int li = threadIdx.x + v * NT;
+    const int a = K_CONTIG ? li / (BK / VEC) : li / (BX / VEC);        // strided dim
+    const int b = (K_CONTIG ? li % (BK / VEC) : li % (BX / VEC)) * VEC;  // contiguous dim
+    const i64 gs = (K_CONTIG ? x0 : k0) + a, gc = (K_CONTIG ? k0 : x0) + b;
+    const i64 ns = K_CONTIG ? X : K, nc = K_CONTIG ? K : X;
+    const T* p = G + gs * ld + gc;
+    if (gs < ns && gc + VEC <= nc && (((u64)p) % sizeof(Vec)) == 0) {
+      Vec t = *reinterpret_cast<const Vec*>(p);
 #pragma unroll
-    for (int v = 0; v < NV; v++) {
-      const int li = tid + v * NT;
-      const int a = K_CONTIG ? li / (BK / VEC) : li / (BX / VEC);        // strided dim
-      const int b = (K_CONTIG ? li % (BK / VEC) : li % (BX / VEC)) * VEC;  // contiguous dim
-      const i64 gs = (K_CONTIG ? x0 : k0) + a, gc = (K_CONTIG ? k0 : x0) + b;
-      const i64 ns = K_CONTIG ? X : K, nc = K_CONTIG ? K : X;
-      const T* p = G + gs * ld + gc;
-      if (gs < ns && gc + VEC <= nc && (((u64)p) % sizeof(Vec)) == 0) {
-        Vec t = *reinterpret_cast<const Vec*>(p);
+      for (int j = 0; j < VEC; j++) r[j] = t.v[j];
+    } else {
 #pragma unroll
-        for (int j = 0; j < VEC; j++) reg[v * VEC + j] = t.v[j];
-      } else {
-#pragma unroll
-        for (int j = 0; j < VEC; j++)
-          reg[v * VEC + j] = (gs < ns && gc + j < nc) ? p[j] : store_from<T>(0.0f);
-      }
+      for (int j = 0; j < VEC; j++) r[j] = (gs < ns && gc + j < nc) ? p[j] : store_from<T>(0.0f);
     }
   }
 
-  // S is [BK][BX + PAD] if S_K_OUTER, else [BX][BK + PAD]; U is the smem element type.
+  // r[0, VEC) -> vector v's place in S: [BK][BX + PAD] if S_K_OUTER, else [BX][BK + PAD];
+  // U is the smem element type.
+  template <bool S_K_OUTER, int PAD, class U> TS_DEV void put(int v, const T* r, U* S) const {
+    const int li = threadIdx.x + v * NT;
+    const int a = K_CONTIG ? li / (BK / VEC) : li / (BX / VEC);
+    const int b = (K_CONTIG ? li % (BK / VEC) : li % (BX / VEC)) * VEC;
+#pragma unroll
+    for (int j = 0; j < VEC; j++) {
+      const int x = K_CONTIG ? a : b + j, k = K_CONTIG ? b + j : a;
+      S[S_K_OUTER ? k * (BX + PAD) + x : x * (BK + PAD) + k] = load_as<U>(r[j]);
+    }
+  }
+
+  TS_DEV void load(const T* G, i64 ld, i64 x0, i64 k0, i64 X, i64 K) {
+#pragma unroll
+    for (int v = 0; v < NV; v++) fetch(v, &reg[v * VEC], G, ld, x0, k0, X, K);
+  }
   template <bool S_K_OUTER, int PAD, class U> TS_DEV void store(U* S) const {
-    const int tid = threadIdx.x;
+#pragma unroll
+    for (int v = 0; v < NV; v++) put<S_K_OUTER, PAD>(v, &reg[v * VEC], S);
+  }
+  // load + store one vector at a time, never holding the whole share in registers.
+  template <bool S_K_OUTER, int PAD, class U>
+  TS_DEV void copy(U* S, const T* G, i64 ld, i64 x0, i64 k0, i64 X, i64 K) const {
 #pragma unroll
     for (int v = 0; v < NV; v++) {
-      const int li = tid + v * NT;
-      const int a = K_CONTIG ? li / (BK / VEC) : li / (BX / VEC);
-      const int b = (K_CONTIG ? li % (BK / VEC) : li % (BX / VEC)) * VEC;
-#pragma unroll
-      for (int j = 0; j < VEC; j++) {
-        const int x = K_CONTIG ? a : b + j, k = K_CONTIG ? b + j : a;
-        S[S_K_OUTER ? k * (BX + PAD) + x : x * (BK + PAD) + k] = load_as<U>(reg[v * VEC + j]);
-      }
+      T r[VEC];
+      fetch(v, r, G, ld, x0, k0, X, K);
+      put<S_K_OUTER, PAD>(v, r, S);
     }
   }
 };
@@ -93,10 +109,22 @@ matmul_simt(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C,
             i64 batch, i64 stride_a, i64 stride_b, i64 stride_c, double alpha_) {
   typedef typename Acc<T>::type Ac;  // f32 for f32/f16/bf16, f64 for f64
   constexpr int NT = (BM / TM) * (BN / TN), PAD = 4;  // PAD: spreads the transposed smem stores over banks
-  alignas(16) __shared__ Ac As[BK][BM + PAD];
-  alignas(16) __shared__ Ac Bs[BK][BN + PAD];
-  TileLoader<T, BM, BK, NT, !TA> la;
-  TileLoader<T, BN, BK, NT, TB> lb;
+  TS_DYNAMIC_SMEM(smem);  // BK * (BM + PAD + BN + PAD) * sizeof(Ac) bytes
+  Ac (*As)[BM + PAD] = reinterpret_cast<Ac (*)[BM + PAD]>(smem);  // [BK][BM + PAD]
+  Ac (*Bs)[BN + PAD] = reinterpret_cast<Ac (*)[BN + PAD]>(&As[BK][0]);  // [BK][BN + PAD]
+  typedef TileLoader<T, BM, BK, NT, !TA> LoadA;
+  typedef TileLoader<T, BN, BK, NT, TB> LoadB;
+  LoadA la;
+  LoadB lb;
+  // Prefetching keeps both tiles' shares live in registers beside the accumulators and
+  // the a/b fragments, and each in-flight vector needs its own address: past an
+  // estimate of 128 registers (geometry.PREFETCH_REG_BUDGET, measured with ptxas:
+  // 128x128x64 in f32 spills at 144, 128x128x32 does not at 112) copy straight in.
+  constexpr int AW = (int)(sizeof(Ac) / 4), SW = sizeof(T) > 4 ? (int)(sizeof(T) / 4) : 1;
+  constexpr bool PREFETCH = (TM * TN + TM + TN) * AW + (LoadA::PER + LoadB::PER) * SW <= 128;
+  // A long BK (a hinted 64 or more) is unrolled 8 steps at a time: code size and
+  // compile time stay bounded, and the registers of hoisted smem loads with them.
+  constexpr int KK_UNROLL = PREFETCH ? BK : cmin(BK, 8);
   const int tx = threadIdx.x % (BN / TN), ty = threadIdx.x / (BN / TN);
   const i64 m0 = (i64)blockIdx.y * BM, n0 = (i64)blockIdx.x * BN;
   const Ac alpha = (Ac)alpha_;
@@ -110,18 +138,25 @@ matmul_simt(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C,
 #pragma unroll
       for (int j = 0; j < TN; j++) acc[i][j] = Ac(0);
 
-    la.load(Ab, lda, m0, 0, M, K);
-    lb.load(Bb, ldb, n0, 0, N, K);
+    if (PREFETCH) {
+      la.load(Ab, lda, m0, 0, M, K);
+      lb.load(Bb, ldb, n0, 0, N, K);
+    }
     for (i64 k0 = 0; k0 < K; k0 += BK) {
       __syncthreads();  // the previous tile is no longer being read
-      la.template store<true, PAD>(&As[0][0]);
-      lb.template store<true, PAD>(&Bs[0][0]);
+      if (PREFETCH) {
+        la.template store<true, PAD>(&As[0][0]);
+        lb.template store<true, PAD>(&Bs[0][0]);
+      } else {
+        la.template copy<true, PAD>(&As[0][0], Ab, lda, m0, k0, M, K);
+        lb.template copy<true, PAD>(&Bs[0][0], Bb, ldb, n0, k0, N, K);
+      }
       __syncthreads();
-      if (k0 + BK < K) {  // prefetch the next tiles; their latency hides behind the FMAs
+      if (PREFETCH && k0 + BK < K) {  // prefetch the next tiles; their latency hides behind the FMAs
         la.load(Ab, lda, m0, k0 + BK, M, K);
         lb.load(Bb, ldb, n0, k0 + BK, N, K);
       }
-#pragma unroll
+#pragma unroll KK_UNROLL
       for (int kk = 0; kk < BK; kk++) {
         Ac a[TM], b[TN];
 #pragma unroll
@@ -185,9 +220,15 @@ matmul_wmma(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C,
   constexpr int FM = WM / 16, FN = WN / 16;
   constexpr int PAD = 8;  // keeps ldm a multiple of 8 elements and rows 32-byte aligned
   static_assert(BK % 16 == 0 && WM % 16 == 0 && WN % 16 == 0, "wmma tiles are 16x16x16");
-  alignas(32) __shared__ T As[BM][BK + PAD];   // row-major A tile (m, k)
-  alignas(32) __shared__ T Bs[BK][BN + PAD];   // row-major B tile (k, n)
-  alignas(32) __shared__ float scratch[NT / 32][16 * 16];  // per-warp epilogue staging
+  static_assert(BM * (BK + PAD) * sizeof(T) % 32 == 0 && BK * (BN + PAD) * sizeof(T) % 32 == 0,
+                "each smem array must keep the next one 32-byte aligned for wmma");
+  // wmma pointers must be 32-byte aligned: each array is a multiple of 32 bytes (the
+  // static_assert), and the buffer, with no static __shared__ before it, starts the
+  // block's shared window (CUDA promises 16-byte alignment; the window is far coarser).
+  TS_DYNAMIC_SMEM(smem);  // (BM * (BK + PAD) + BK * (BN + PAD)) * sizeof(T) + NT / 32 * 1 KB
+  T (*As)[BK + PAD] = reinterpret_cast<T (*)[BK + PAD]>(smem);          // row-major A tile (m, k)
+  T (*Bs)[BN + PAD] = reinterpret_cast<T (*)[BN + PAD]>(&As[BM][0]);    // row-major B tile (k, n)
+  float (*scratch)[16 * 16] = reinterpret_cast<float (*)[16 * 16]>(&Bs[BK][0]);  // per-warp epilogue staging
   RawTileLoader<T, BM, BK, NT, !TA> la;
   RawTileLoader<T, BN, BK, NT, TB> lb;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;

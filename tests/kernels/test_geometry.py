@@ -67,11 +67,13 @@ def test_matmul_config_picks_small_tile_for_small_problems():
 
 
 @pytest.mark.parametrize("dtype,tile,limit", [
-    ("fp32", (256, 256, 64), "shared-memory limit"),
+    ("fp32", (128, 128, 512), "shared-memory limit"),
+    ("fp32", (256, 256, 64), "register budget"),
     ("fp64", (256, 256, 8), "register budget"),
     ("fp32", (100, 64, 8), "multiples of 16"),
     ("fp16", (128, 128, 24), "multiple of 16"),
-    ("fp16", (512, 512, 32), "shared-memory limit"),
+    ("fp16", (128, 128, 512), "shared-memory limit"),
+    ("fp16", (512, 512, 32), "register budget"),
     ("fp32", (32, 32, 4), "divide over 256 threads"),
 ])
 def test_tile_hints_are_validated_naming_the_limit(dtype, tile, limit):
@@ -81,7 +83,8 @@ def test_tile_hints_are_validated_naming_the_limit(dtype, tile, limit):
 
 def test_matmul_geometry():
     cfg = g.matmul_config("fp32", tile=(128, 128, 8))
-    assert g.matmul_geometry(cfg, 1023, 4097, 70000) == ((33, 8, 65535), (256, 1, 1), 0)
+    # matmul.cu's tiles are dynamic shared memory: the launch passes their bytes
+    assert g.matmul_geometry(cfg, 1023, 4097, 70000) == ((33, 8, 65535), (256, 1, 1), 8 * (132 + 132) * 4)
     with pytest.raises(ValueError, match="grid y limit"):
         g.matmul_geometry(cfg, 128 * 65536, 1, 1)
 

@@ -1,9 +1,9 @@
 """Launch geometry and tile-hint validation, in pure Python (no GPU needed).
 
 Owns: grid/block/shared-memory choices for every kernel family and the limits a
-tile hint must respect (threads per block, static shared memory, the register
-budget of the accumulators, the grid's y/z extents). Everything here is plain
-integer arithmetic so tests check it on any machine.
+tile hint must respect (threads per block, the shared memory a block may have,
+the register budget of the accumulators, the grid's y/z extents). Everything here
+is plain integer arithmetic so tests check it on any machine.
 
     >>> rows_geometry(1000, 64)
     ((125, 1, 1), (32, 8, 1))
@@ -17,10 +17,17 @@ from dataclasses import dataclass
 from .registry import ITEMSIZE, acc_ctype, matmul_tiles, simt_micro, uses_wmma, wmma_warps
 
 MAX_THREADS = 1024
-MAX_STATIC_SMEM = 48 * 1024      # bytes of static __shared__ per block (CUDA and HIP)
+MAX_STATIC_SMEM = 48 * 1024      # bytes of static __shared__ per block (CUDA and HIP), and the
+                                 # dynamic bytes a CUDA launch gets without the opt-in attribute
+# Shared memory per block of the largest GPU of each platform that tessera targets, and
+# whose: a tile is checked against it when no device is named (a hint, the autotuner's
+# space); a launch checks the device's own limit (smem.py: 99 KB on sm_86, 163 KB on sm_80).
+LARGEST_SMEM = {"cuda": (227 * 1024, "an sm_90 GPU's, with the opt-in"),
+                "hip": (64 * 1024, "an MI200/MI300 workgroup's LDS")}
 MAX_GRID_YZ = 65535              # grid.y / grid.z limit; x is 2^31 - 1
 MAX_GRID_X = 2**31 - 1
 ACC_REG_BUDGET = 160             # 32-bit registers for accumulators + fragments per thread
+PREFETCH_REG_BUDGET = 128        # SIMT: the same estimate with the next tiles' shares (matmul.cu)
 WARP_ROW_MAX_COLS = 2048         # rows up to this long get one warp each, longer a block
 ROW_BLOCK = 256                  # threads per row for long rows
 ELEMENTWISE_BLOCK = 256
@@ -104,11 +111,15 @@ class MatmulConfig:
     kernel: str      # "simt" | "wmma"
     tile: tuple      # (BM, BN, BK)
     threads: int
-    smem_bytes: int
+    smem_bytes: int      # dynamic shared memory per block
     acc_registers: int
+    prefetch: bool = True  # SIMT: next tiles prefetched into registers (else copied straight in)
 
 
-def _check_tile(dtype: str, tile, platform: str) -> MatmulConfig:
+def _check_tile(dtype: str, tile, platform: str, smem_limit: int | None = None) -> MatmulConfig:
+    """The kernel, threads and shared bytes of a (BM, BN, BK) tile, or ValueError naming
+    the limit it breaks. `smem_limit`: the device's bytes per block with the opt-in
+    (smem.smem_limit); None checks against the largest GPU of `platform` (LARGEST_SMEM)."""
     bm, bn, bk = tile
     if min(tile) <= 0:
         raise ValueError(f"[matmul] tile {tile}: sizes must be positive")
@@ -124,7 +135,7 @@ def _check_tile(dtype: str, tile, platform: str) -> MatmulConfig:
         per_thread_load = (bm * bk + bn * bk) // threads
         if (bm * bk) % threads or (bn * bk) % threads:
             raise ValueError(f"[matmul] tile {tile}: BMxBK and BNxBK must divide over {threads} threads")
-        kernel = "wmma"
+        kernel, prefetch = "wmma", True
     else:
         if bm % 16 or bn % 16:
             raise ValueError(f"[matmul] tile {tile}: BM and BN must be multiples of 16 (16x16 threads)")
@@ -135,37 +146,47 @@ def _check_tile(dtype: str, tile, platform: str) -> MatmulConfig:
         per_thread_load = (bm * bk + bn * bk) // threads
         if (bm * bk) % threads or (bn * bk) % threads:
             raise ValueError(f"[matmul] tile {tile}: BMxBK and BNxBK must divide over {threads} threads")
+        # matmul.cu's PREFETCH: the next tiles' shares stay live in registers beside the
+        # accumulators and a/b fragments where that fits; else each vector is copied
+        # straight to shared memory through a few staging registers (the 4 below).
         acc = (tm * tn + tm + tn) * words + per_thread_load * max(1, ITEMSIZE[dtype] // 4)
+        prefetch = acc <= PREFETCH_REG_BUDGET
+        if not prefetch:
+            acc = (tm * tn + tm + tn) * words + 4
         kernel = "simt"
     if threads > MAX_THREADS:
         raise ValueError(f"[matmul] tile {tile}: {threads} threads per block exceed the limit {MAX_THREADS}")
-    if smem > MAX_STATIC_SMEM:
-        raise ValueError(f"[matmul] tile {tile}: {smem} bytes of shared memory exceed the static "
-                         f"shared-memory limit of {MAX_STATIC_SMEM} bytes per block")
+    limit, whose = LARGEST_SMEM["hip" if platform == "hip" else "cuda"]
+    if smem_limit is not None:
+        limit, whose = smem_limit, "this device's, with the opt-in"
+    if smem > limit:
+        raise ValueError(f"[matmul] tile {tile}: {smem} bytes of shared memory for matmul_{kernel} ({dtype}) "
+                         f"exceed the shared-memory limit of {limit} bytes per block ({whose})")
     if acc > ACC_REG_BUDGET:
         raise ValueError(f"[matmul] tile {tile}: about {acc} registers per thread for accumulators "
                          f"exceed the register budget of {ACC_REG_BUDGET} (the hardware limit is 255; "
                          "the rest is needed for addresses) and would spill")
-    return MatmulConfig(kernel, tuple(tile), threads, smem, acc)
+    return MatmulConfig(kernel, tuple(tile), threads, smem, acc, prefetch)
 
 
 def matmul_config(dtype: str, M: int = 0, N: int = 0, K: int = 0, tile=None,
-                  platform: str = "cuda") -> MatmulConfig:
+                  platform: str = "cuda", smem_limit: int | None = None) -> MatmulConfig:
     """Validate a (BM, BN, BK) hint, or pick the largest instantiated tile that still
     gives one block per SM-ish of work (small problems get the small tile)."""
     if tile is not None:
-        return _check_tile(dtype, tuple(tile), platform)
+        return _check_tile(dtype, tuple(tile), platform, smem_limit)
     tiles = matmul_tiles(dtype, platform)  # largest first
     for t in tiles:
         if cdiv(M, t[0]) * cdiv(N, t[1]) >= 64:
-            return _check_tile(dtype, t, platform)
-    return _check_tile(dtype, tiles[-1], platform)
+            return _check_tile(dtype, t, platform, smem_limit)
+    return _check_tile(dtype, tiles[-1], platform, smem_limit)
 
 
 def matmul_geometry(cfg: MatmulConfig, M: int, N: int, batch: int):
-    """(grid, block, shared bytes) for a matmul of C (batch, M, N)."""
+    """(grid, block, dynamic shared bytes) for a matmul of C (batch, M, N): matmul.cu
+    takes its tiles from dynamic shared memory, cfg.smem_bytes of it."""
     bm, bn, _ = cfg.tile
     gy = cdiv(M, bm)
     if gy > MAX_GRID_YZ:
         raise ValueError(f"[matmul] M={M} needs {gy} row tiles, over the grid y limit {MAX_GRID_YZ}")
-    return (cdiv(N, bn), gy, min(batch, MAX_GRID_YZ)), (cfg.threads, 1, 1), 0
+    return (cdiv(N, bn), gy, min(batch, MAX_GRID_YZ)), (cfg.threads, 1, 1), cfg.smem_bytes

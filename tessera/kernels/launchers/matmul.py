@@ -12,6 +12,7 @@ import json
 
 from .. import loader
 from . import _runtime as rt
+from . import smem as _smem
 from .geometry import matmul_config, matmul_geometry
 from .registry import ACTIVATIONS, ITEMSIZE, MATMUL_DTYPES, matmul_name
 
@@ -40,7 +41,7 @@ def matmul(a, b, *, out=None, trans_a: bool = False, trans_b: bool = False, bias
     a: (M, K) or (batch, M, K) [stored (.., K, M) if trans_a]; b: (K, N) or (batch, K, N)
     [stored (.., N, K) if trans_b]; a batch of 1 (or a 2-D operand) broadcasts. bias: (N,).
     activation: None/"relu"/"gelu"/"silu". tile=(BM, BN, BK) picks the instantiation
-    (validated against the thread, shared-memory and register limits)."""
+    (validated against the thread and register limits and the device's shared memory)."""
     dt = rt.dtype_name(a, dtype)
     if dt not in MATMUL_DTYPES:
         raise TypeError(f"[matmul] dtype {dt} not supported; supported: {', '.join(MATMUL_DTYPES)}")
@@ -72,13 +73,13 @@ def matmul(a, b, *, out=None, trans_a: bool = False, trans_b: bool = False, bias
     platform = facts["platform"]
     if platform == "cuda" and facts["cc"] < (80 if dt == "bf16" else 70):
         platform = "simt"  # no tensor cores for this dtype before sm_80 (bf16) / sm_70 (fp16)
-    cfg = matmul_config(dt, M, N, K, tile=tile, platform=platform)
+    cfg = matmul_config(dt, M, N, K, tile=tile, platform=platform, smem_limit=_smem.smem_limit(facts))
     name = matmul_name(dt, cfg.tile, trans_a, trans_b, activation, platform)
     grid, block, smem = matmul_geometry(cfg, M, N, batch)
     args = (a, b, out, rt.NULL if bias is None else bias, rt.i64(M), rt.i64(N), rt.i64(K),
             rt.i64(lda), rt.i64(ldb), rt.i64(N), rt.i64(batch), rt.i64(sa), rt.i64(sb), rt.i64(M * N),
             float(alpha))
-    rt.launch("matmul.cu", name, grid, block, args, smem)
+    _smem.launch("matmul.cu", name, grid, block, args, smem)  # the tiles are dynamic shared memory
     return out
 
 
