@@ -60,6 +60,13 @@ def _test_device(item):
     return None
 
 
+def _default_for(item):
+    """The default device a test runs with: its `device` parameter; the CPU for a `gpu` test
+    (it names "cuda" where it means it; what it builds without a device is its CPU
+    reference) and for a `cpu_only` one."""
+    return _test_device(item) if "device" in item.fixturenames else "cpu"
+
+
 def _chooses_no_device(item):
     if _test_device(item) is not None:
         return False
@@ -91,7 +98,7 @@ def pytest_pycollect_makeitem(collector, name, obj):
 @pytest.fixture(autouse=True)
 def _pin_default_device(request):
     """Run each test with the default device set to its own device (the CPU for a
-    `cpu_only` test), then realize the fusion groups the test left pending and restore the
+    `cpu_only` or `gpu` test), then realize the fusion groups the test left pending and restore the
     previous default and the global modes a test can leave behind, so that nothing leaks
     into the next test (fusion.explain's recording, for one, makes every later lazy op
     record its source line, which check_numerics then reports)."""
@@ -102,7 +109,7 @@ def _pin_default_device(request):
     prev = tessera.default_device()
     modes = (STATE.grad_enabled, STATE.fusion_mode, STATE.autocast, STATE.tile_hint)
     explaining = lazy._explain.enabled
-    dev = _test_device(request.node) or "cpu"
+    dev = _default_for(request.node)
     if dev == "cuda" and not GPU:
         dev = prev  # the test skips (device fixture / gpu marker); nothing to pin
     tessera.set_default_device(dev)

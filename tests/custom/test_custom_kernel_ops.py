@@ -15,11 +15,14 @@ from tessera.kernels import loader
 
 from helpers import assert_close
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NVRTC = loader._have_cuda_bindings()
 HIPCC = loader.hipcc_path() is not None
 need_nvrtc = pytest.mark.skipif(not NVRTC, reason="cuda-python NVRTC or CUDA headers not installed")
 need_hipcc = pytest.mark.skipif(not HIPCC, reason="hipcc not installed")
+HOST_COMPILE = pytest.mark.cpu_only("compile-checks the kernel source on the host; no tensors")
 
 SCALE = """#include "compat.cuh"
 // y = alpha * x, one thread per element
@@ -53,6 +56,7 @@ def _scale_op(**kw):
                      args=lambda out, x, alpha=2.0: (np.int64(out.size), np.float32(alpha)), **kw)
 
 
+@pytest.mark.cpu_only("the error of a kernel-only op called on the CPU (TRIAGE B8)")
 def test_kernel_op_without_cpu_body_is_a_clear_error():
     s = _scale_op(compile_check=False)
     with pytest.raises(ts.DeviceError, match=r"\[k_scale\] has no implementation for cpu: it has a kernel "
@@ -106,6 +110,7 @@ def test_registration_errors_leave_nothing():
         op.kernel("int main() {}", "main")
 
 
+@HOST_COMPILE
 @need_nvrtc
 def test_compile_error_shows_user_lines_and_registers_nothing():
     bad = SCALE.replace("alpha * x[i]", "alpha * xs[i]")
@@ -119,6 +124,7 @@ def test_compile_error_shows_user_lines_and_registers_nothing():
     assert isinstance(ei.value, ts.TesseraError)
 
 
+@HOST_COMPILE
 @need_nvrtc
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_sources_compile_nvrtc(arch):
@@ -130,6 +136,7 @@ def test_sources_compile_nvrtc(arch):
         assert r.kernels[name].registers > 0 and not r.spilling()
 
 
+@HOST_COMPILE
 @need_hipcc
 @pytest.mark.slow
 def test_sources_compile_hipcc_scale():
@@ -137,6 +144,7 @@ def test_sources_compile_hipcc_scale():
     assert "scale" in rep.kernels
 
 
+@HOST_COMPILE
 @need_hipcc
 def test_example_compiles_hipcc():
     ex = _example()
@@ -145,6 +153,7 @@ def test_example_compiles_hipcc():
     assert "spectral_filter" in rep.kernels
 
 
+@HOST_COMPILE
 @need_hipcc
 def test_hipcc_compile_error_names_user_line():
     with pytest.raises(CustomKernelError, match=r"(?s)hipcc.*>    6 \|"):
@@ -153,6 +162,7 @@ def test_hipcc_compile_error_names_user_line():
         k.check_hipcc("gfx90a")
 
 
+@pytest.mark.cpu_only("the example's CPU body; test_kernel_runs_on_gpu_vs_cpu_body runs its kernel")
 def test_seed_example_cpu():
     ex = _example()
     rng = np.random.default_rng(1)

@@ -13,6 +13,8 @@ from tessera.numerics import check_numerics
 
 from helpers import assert_close, check_grad, rand
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 def parse_mlir(text):
     mlir_opt = shutil.which("mlir-opt-15") or shutil.which("mlir-opt")

@@ -4,6 +4,8 @@ import pytest
 import tessera as ts
 from tessera.custom.signature import parse
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 
 @pytest.mark.parametrize("text,shapes,dtypes", [
     ("(tensor<1024xf32>) -> tensor<1024xf32>", [(1024,)], ["fp32"]),

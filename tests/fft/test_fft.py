@@ -10,6 +10,8 @@ import tessera as ts
 import tessera.fft as tfft
 from helpers import assert_close, check_grad_complex
 
+pytestmark = pytest.mark.usefixtures("device")  # every test runs on each device
+
 NORMS = ("backward", "ortho", "forward")
 rng = np.random.default_rng(0)
 
