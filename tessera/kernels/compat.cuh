@@ -14,8 +14,11 @@
 #if defined(__HIPCC__) && !defined(__HIP_PLATFORM_NVIDIA__) && !defined(__HIP_PLATFORM_NVCC__)
 #define TS_HIP 1
 #endif
-#if defined(__CUDACC__) && !defined(TS_HIP)
-#define TS_NVIDIA 1  // NVIDIA-only features (wmma tensor cores) may be used
+#if defined(TS_CPU_EMU) && defined(TS_EMU_HIP)
+#define TS_HIP 1  // tessera/sim emulating an AMD device: the HIP code paths
+#endif
+#if (defined(__CUDACC__) || defined(TS_CPU_EMU)) && !defined(TS_HIP)
+#define TS_NVIDIA 1  // NVIDIA-only features (wmma tensor cores) may be used; the emulator has wmma
 #endif
 #if defined(__CUDACC__) || defined(__HIPCC__)
 #define TS_DEVICE_COMPILER 1
@@ -30,7 +33,7 @@
 #define TS_HD inline
 #endif
 
-#if defined(TS_HIP)
+#if defined(TS_HIP) && !defined(TS_CPU_EMU)
 #if !defined(__HIPCC_RTC__)
 #include <hip/hip_runtime.h>
 #endif

@@ -16,7 +16,7 @@
 // Logical shapes: A (M,K), B (K,N), C (M,N); A is stored (M,K) with row stride lda,
 // or (K,M) if TA; B is stored (K,N) with row stride ldb, or (N,K) if TB.
 #include "compat.cuh"
-#if defined(TS_NVIDIA)
+#if defined(TS_NVIDIA) && !defined(TS_CPU_EMU)  // the emulator supplies wmma itself
 #include <mma.h>
 #include <cuda_bf16.h>
 #endif

@@ -139,8 +139,8 @@ def _cublas(a, b, trans_a, trans_b, bias, activation, alpha):
     if activation == "relu":
         c.maximum(x, 0, out=x)
     elif activation == "gelu":
-        import cupyx.scipy.special as sp
-        x = 0.5 * x * (1 + sp.erf(x / 2 ** 0.5))
+        from ...backend.cupy_source import cupyx
+        x = 0.5 * x * (1 + cupyx().scipy.special.erf(x / 2 ** 0.5))
     elif activation == "silu":
         x = x / (1 + c.exp(-x))
     return x
