@@ -6,26 +6,48 @@ HIP: hipcc with HIP_PLATFORM=amd compiles device code down to gfx90a ISA for eac
 kernel in HIP_INSTANTIATIONS (full codegen, not just a syntax check); the resource
 remarks must show no VGPR spills (SGPR spills land in VGPR lanes, not memory).
 """
+import importlib.util
+import os
+
 import pytest
 
 from tessera.kernels import loader
 from tessera.kernels.launchers.registry import HIP_INSTANTIATIONS, INSTANTIATIONS
 
-pytestmark = pytest.mark.cpu_only("compiles kernel sources with NVRTC/hipcc on the host; no tensors")
+
+def _timeout_marks():
+    """pytest-timeout counts a test's fixture setup against its limit unless func_only: the
+    warm-up below then timed out the first test of each xdist worker (34 errors on the
+    H200 host, 60 s limit). The mark is added only where the plugin is installed (it
+    would be an unknown marker otherwise); the limit itself stays the run's."""
+    return [pytest.mark.timeout(func_only=True)] if importlib.util.find_spec("pytest_timeout") else []
 
 
-@pytest.fixture(scope="module", autouse=True)
+pytestmark = [pytest.mark.cpu_only("compiles kernel sources with NVRTC/hipcc on the host; no tensors"),
+              *_timeout_marks()]
+
+
+def _warm_workers(cpus=None, env=os.environ):
+    """Processes for the warm-up: the cores shared among the xdist workers, each of which
+    runs its own copy of the fixture (on the H200 host, two of 15 workers each started 16
+    compile processes on 16 cores)."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, cpus // max(1, int(env.get("PYTEST_XDIST_WORKER_COUNT") or 1)))
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _compile_in_parallel():
     """The compiles dominate this module's time and use one core each: run them
-    over all cores first (the reports land in the content-keyed disk cache), so
-    that each test below reads its report. Largest jobs first, for balance."""
+    over this process's share of the cores first (the reports land in the
+    content-keyed disk cache), so that each test below reads its report. Largest
+    jobs first, for balance. Once per process (session scope)."""
     jobs = []
     if _nvrtc_skip_reason() is None:
         jobs += [("nvrtc", f, INSTANTIATIONS[f], a) for f in INSTANTIATIONS for a in ("sm_80", "sm_90")]
     if loader.hipcc_path() is not None:
         jobs += [("hipcc", f, HIP_INSTANTIATIONS[f], "gfx90a") for f in HIP_INSTANTIATIONS]
     jobs.sort(key=lambda j: -len(j[2]) * (3 if "matmul" in j[1] or "gemm" in j[1] else 1))
-    loader.warm_compile_checks(jobs)
+    loader.warm_compile_checks(jobs, workers=_warm_workers())
     yield
 
 
@@ -72,3 +94,18 @@ def test_compile_error_names_file_instantiation_and_log():
         loader.compile_check_nvrtc("cast.cu", ["cast<f32,no_such_type,false>"])
     msg = str(ei.value)
     assert "cast.cu" in msg and "cast<f32,no_such_type,false>" in msg and "no_such_type" in ei.value.log
+
+
+def test_warm_up_shares_the_cores_among_xdist_workers():
+    assert _warm_workers(16, {}) == 16
+    assert _warm_workers(16, {"PYTEST_XDIST_WORKER_COUNT": "15"}) == 1
+    assert _warm_workers(16, {"PYTEST_XDIST_WORKER_COUNT": "4"}) == 4
+    assert _warm_workers(2, {"PYTEST_XDIST_WORKER_COUNT": "8"}) == 1
+
+
+def test_warm_up_is_not_counted_by_pytest_timeout(request):
+    marks = [m for m in request.node.iter_markers("timeout")]
+    if importlib.util.find_spec("pytest_timeout") is None:
+        assert marks == []  # no plugin: no mark, and nothing that needs it
+    else:
+        assert marks and marks[0].kwargs == {"func_only": True} and not marks[0].args
