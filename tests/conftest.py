@@ -82,8 +82,6 @@ def _chooses_no_device(item):
 @pytest.hookimpl(wrapper=True)
 def pytest_pycollect_makeitem(collector, name, obj):
     res = yield
-    if not os.environ.get("HELPERD_ENFORCE"):  # TEMP while modules are being marked
-        return res
     items = res if isinstance(res, list) else [res]
     bad = sorted({it.originalname for it in items
                   if isinstance(it, pytest.Function) and _chooses_no_device(it)})
@@ -98,10 +96,10 @@ def pytest_pycollect_makeitem(collector, name, obj):
 @pytest.fixture(autouse=True)
 def _pin_default_device(request):
     """Run each test with the default device set to its own device (the CPU for a
-    `cpu_only` or `gpu` test), then realize the fusion groups the test left pending and restore the
-    previous default and the global modes a test can leave behind, so that nothing leaks
-    into the next test (fusion.explain's recording, for one, makes every later lazy op
-    record its source line, which check_numerics then reports)."""
+    `cpu_only` or `gpu` test), then realize the fusion groups the test left pending and
+    restore the previous default and the global modes a test can leave behind, so that
+    nothing leaks into the next test (fusion.explain's recording, for one, makes every
+    later lazy op record its source line, which check_numerics then reports)."""
     import tessera
     from tessera._config import STATE
     from tessera.fusion import lazy
