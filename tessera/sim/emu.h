@@ -294,8 +294,10 @@ template <class T> inline T atomicMin(T* p, T v) { T o = *p; if (v < o) *p = v; 
 template <class T> inline T atomicExch(T* p, T v) { T o = *p; *p = v; return o; }
 template <class T> inline T atomicCAS(T* p, T cmp, T val) { T o = *p; if (o == cmp) *p = val; return o; }
 
-// ---- wmma: every lane keeps the whole fragment, so the collective calls are
-// plain loops (the values match the hardware; the lane layout is not modelled). ----
+// ---- wmma: every lane loads whole A/B fragments; of an accumulator each lane
+// computes and stores the elements i with i % 32 == its lane (as the hardware
+// spreads them over the warp, though not in its layout), so a warp does one
+// 16x16x16 product's work, not 32. The values match the hardware's. ----
 namespace nvcuda {
 namespace wmma {
 struct matrix_a {};
@@ -326,20 +328,20 @@ inline void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const S* p, unsign
 }
 template <int M, int N, int K, class T>
 inline void store_matrix_sync(T* p, const fragment<accumulator, M, N, K, T, void>& f, unsigned ldm, layout_t l) {
-  for (int r = 0; r < M; r++)
-    for (int c = 0; c < N; c++) (l == mem_col_major ? p[c * ldm + r] : p[r * ldm + c]) = f.x[r * N + c];
+  for (int e = ts_emu_lane(); e < M * N; e += TS_CPU_EMU) {
+    const int r = e / N, c = e % N;
+    (l == mem_col_major ? p[c * ldm + r] : p[r * ldm + c]) = f.x[e];
+  }
 }
 template <int M, int N, int K, class A, class LA, class LB, class Acc>
 inline void mma_sync(fragment<accumulator, M, N, K, Acc, void>& d, const fragment<matrix_a, M, N, K, A, LA>& a,
                      const fragment<matrix_b, M, N, K, A, LB>& b, const fragment<accumulator, M, N, K, Acc, void>& c) {
-  Acc out[M * N];
-  for (int i = 0; i < M; i++)
-    for (int j = 0; j < N; j++) {
-      float s = 0.0f;  // the tensor core's fp32 accumulation of exact fp16/bf16 products
-      for (int k = 0; k < K; k++) s += emu_to_float(a.x[i * K + k]) * emu_to_float(b.x[k * N + j]);
-      out[i * N + j] = c.x[i * N + j] + s;
-    }
-  for (int i = 0; i < M * N; i++) d.x[i] = out[i];
+  for (int e = ts_emu_lane(); e < M * N; e += TS_CPU_EMU) {
+    const int i = e / N, j = e % N;
+    float s = 0.0f;  // the tensor core's fp32 accumulation of exact fp16/bf16 products
+    for (int k = 0; k < K; k++) s += emu_to_float(a.x[i * K + k]) * emu_to_float(b.x[k * N + j]);
+    d.x[e] = c.x[e] + s;  // d may be c: each element is read before it is written
+  }
 }
 }  // namespace wmma
 }  // namespace nvcuda
