@@ -38,9 +38,9 @@ def device(request):
 # is usable, on CUDA), or it is marked `cpu_only("why")`, or it is a `gpu` test. None may
 # depend on the process's default device, which is CUDA on a GPU host: the fixture below
 # pins the default to the test's own device and a test that chooses none is a collection
-# error (see pytest_pycollect_makeitem).
-CPU_ONLY_HELP = ('mark it @pytest.mark.cpu_only("why it tests only the CPU") (on the test, its '
-                 'class, or the module\'s pytestmark), or take the `device` fixture')
+# error (see pytest_make_collect_report).
+CPU_ONLY_HELP = ('take the `device` fixture, or mark it @pytest.mark.cpu_only("why it tests only '
+                 'the CPU") (on the test, its class, or the module\'s pytestmark)')
 
 
 def pytest_configure(config):
@@ -80,17 +80,18 @@ def _chooses_no_device(item):
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_pycollect_makeitem(collector, name, obj):
-    res = yield
-    items = res if isinstance(res, list) else [res]
-    bad = sorted({it.originalname for it in items
-                  if isinstance(it, pytest.Function) and _chooses_no_device(it)})
-    if bad:
-        raise collector.CollectError(
-            f"{collector.nodeid}: {', '.join(bad)} neither takes the `device` fixture nor is "
-            f"marked cpu_only, so it would run on the process's default device (CUDA on a GPU "
-            f"host): {CPU_ONLY_HELP}")
-    return res
+def pytest_make_collect_report(collector):
+    """A module (or class) with tests that choose no device fails to collect, naming them."""
+    rep = yield
+    if rep.passed and isinstance(collector, (pytest.Module, pytest.Class)):
+        bad = sorted({it.originalname for it in rep.result
+                      if isinstance(it, pytest.Function) and _chooses_no_device(it)})
+        if bad:
+            rep.outcome, rep.result = "failed", []
+            rep.longrepr = (f"{collector.nodeid}: {', '.join(bad)}: no device chosen (neither "
+                            f"the `device` fixture nor a cpu_only mark), so it would run on the "
+                            f"process's default device (CUDA on a GPU host); {CPU_ONLY_HELP}")
+    return rep
 
 
 @pytest.fixture(autouse=True)
