@@ -165,13 +165,23 @@ def test_basic_getitem(key, layout):
     assert_close(out, ref[key])
 
 
+class _OnDevice:
+    """An index array that becomes a tensor on the test's device when the test runs (one
+    made at import would be on the process's default device, CUDA on a GPU host)."""
+
+    def __init__(self, a):
+        self.a = np.asarray(a)
+
+
 @pytest.mark.parametrize("key", [
-    [0, 2, 2], (slice(None), [3, 0]), ([0, 1], [1, 2]), (ts.asarray([[0], [2]]), ts.asarray([1, 3])),
+    [0, 2, 2], (slice(None), [3, 0]), ([0, 1], [1, 2]), (_OnDevice([[0], [2]]), _OnDevice([1, 3])),
     A[..., 0] > 20, (1, A[1, :, 0] > 30), ([-1, 0], Ellipsis, [4, 0]), (slice(None), None, [1, 1]),
     np.array([2, 0]), (0, slice(None), np.array([True, False, True, False, True]))],
     ids=lambda k: "key")
 def test_advanced_getitem(key):
     x = ts.asarray(A, dtype="fp64")
+    if isinstance(key, tuple):
+        key = tuple(ts.asarray(k.a) if isinstance(k, _OnDevice) else k for k in key)
     nkey = key
     if isinstance(key, np.ndarray) and key.dtype == bool:
         key = ts.asarray(key)
