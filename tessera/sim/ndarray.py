@@ -170,9 +170,17 @@ class ndarray:  # noqa: N801 - CuPy's name
     def real(self):
         return self._view(self._a.real) if self._a.dtype.kind == "c" else self
 
+    @real.setter
+    def real(self, v):
+        self._a.real = v._a if isinstance(v, ndarray) else unwrap_operand(v)
+
     @property
     def imag(self):
         return self._view(self._a.imag) if self._a.dtype.kind == "c" else wrap(np.zeros_like(self._a))
+
+    @imag.setter
+    def imag(self, v):
+        self._a.imag = v._a if isinstance(v, ndarray) else unwrap_operand(v)
 
     @property
     def ctypes(self):
