@@ -128,7 +128,7 @@ def _fake_cupy():
     cp = types.ModuleType("cupy")
     cp.__version__ = "0-fake"
     cp.RawModule = _FakeModule
-    runtime = types.SimpleNamespace(is_hip=False)
+    runtime = types.SimpleNamespace(is_hip=False, getDeviceProperties=lambda i: {"major": 9, "minor": 0})
     dev = types.SimpleNamespace(compute_capability="90", id=0)
     cp.cuda = types.SimpleNamespace(runtime=runtime, Device=lambda: dev,
                                     driver=types.SimpleNamespace(CUDADriverError=type("E", (Exception,), {})),
@@ -144,11 +144,11 @@ def test_get_kernel_compiles_once_then_hits_the_disk_cache(tmp_path, monkeypatch
         pytest.skip("cuda.bindings.nvrtc not importable")
     if not loader.cuda_include_dirs():
         pytest.skip("no CUDA toolkit headers for NVRTC")
-    import sys
-    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
+    from tessera.backend import cupy_source
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
     events = []
     loader.add_compile_listener(events.append)
+    prev = cupy_source.use(_fake_cupy())  # the CuPy the CUDA backend is handed
     try:
         loader.clear_memory_cache()
         fn = loader.get_kernel("cast.cu", "cast<f32,f16,false>")
@@ -163,7 +163,7 @@ def test_get_kernel_compiles_once_then_hits_the_disk_cache(tmp_path, monkeypatch
         loader.get_kernel("cast.cu", "cast<f32,f16,false>")
     finally:
         loader.remove_compile_listener(events.append)
-        loader.clear_memory_cache()
+        cupy_source.use(*prev) if prev else cupy_source.use(None)
     assert [e["kind"] for e in events] == ["compile", "cache_hit", "compile"]
     assert len({e["source_hash"] for e in events}) == 1 and events[0]["name"] == "cast.cu:cast<f32,f16,false>"
 
