@@ -54,6 +54,17 @@ def _launchers():
     return launchers, matmul, movement, nn, reduce
 
 
+_hint_warned: set = set()
+
+
+def _warn_hint_once(dtype, tile, why):
+    import warnings
+    if (dtype, tile) not in _hint_warned:
+        _hint_warned.add((dtype, tile))
+        warnings.warn(f"[matmul] schedule.hint tile_sizes={list(tile)} cannot run for {dtype} on this "
+                      f"device ({why}); using the library's tile for {dtype}", RuntimeWarning, stacklevel=4)
+
+
 def _forget_backends():
     """Another CuPy was handed over (cupy_source.use): backends built on the old one go."""
     from ..device import Device
@@ -162,8 +173,14 @@ class CudaBackend(ArrayBackend):
         from .._config import STATE
         hint = STATE.tile_hint
         if hint is not None and hint.tile_sizes is not None and len(hint.tile_sizes) == 3:
-            from ..kernels.launchers.matmul import matmul as tiled
-            return tiled(a, b, trans_a=ta, trans_b=tb, tile=hint.tile_sizes[:3], dtype=dtype.name)
+            from ..kernels.launchers.matmul import hint_refusal, matmul as tiled
+            tile = tuple(hint.tile_sizes[:3])
+            why = hint_refusal(dtype.name, tile)
+            if why is None:
+                return tiled(a, b, trans_a=ta, trans_b=tb, tile=tile, dtype=dtype.name)
+            # A hint is advice: one that fits some kernel (schedule.hint checked that)
+            # but not this dtype's on this device runs the library's choice, said once.
+            _warn_hint_once(dtype.name, tile, why)
         return matmul_auto(a, b, trans_a=ta, trans_b=tb, dtype=dtype.name)
 
     def _as_operand(self, x):

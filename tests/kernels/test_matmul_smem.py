@@ -198,7 +198,7 @@ SEED_REFUSED = {("cuda", "fp64"): "about 164 registers",
 
 @pytest.mark.parametrize("trans_b", [False, True])
 @pytest.mark.parametrize("dtype", ["fp32", "fp64", "fp16"])  # fp16: the tensor-core kernel on NVIDIA
-def test_seed_hint_tile_matmul_matches_numpy(device, dtype, trans_b):
+def test_seed_hint_tile_matmul_matches_numpy(device, dtype, trans_b, monkeypatch):
     @schedule.hint(tile_sizes=list(SEED_TILE))
     def matmul_tiled(x, y):
         return ts.matmul(x, y)
@@ -208,9 +208,16 @@ def test_seed_hint_tile_matmul_matches_numpy(device, dtype, trans_b):
     B = ts.asarray(np.ascontiguousarray(b.T), dtype=dtype, device=device).T if trans_b else \
         ts.asarray(b, dtype=dtype, device=device)
     refused = SEED_REFUSED.get((rt.device_facts()["platform"], dtype)) if device == "cuda" else None
-    if refused:
-        with pytest.raises(ValueError, match=r"tile \(128, 128, 64\): " + refused):
-            matmul_tiled(A, B).numpy()
-        return
     tol = {"fp32": {"rtol": 1e-5, "atol": 1e-4}, "fp16": {"atol": 2e-2}}.get(dtype, {})  # sums of 150 terms
-    assert_close(matmul_tiled(A, B), a.astype(np.float64) @ b.astype(np.float64), dtype=dtype, **tol)
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    if refused:
+        # a hint is advice: where this dtype's kernel cannot take the tile, the
+        # library's tile runs, and a warning names the kernel's limit
+        import tessera.backend.cuda as cuda_backend
+        monkeypatch.setattr(cuda_backend, "_hint_warned", set())
+        with pytest.warns(RuntimeWarning, match=r"tile_sizes=\[128, 128, 64\] cannot run for " + dtype
+                          + r".*tile \(128, 128, 64\): " + refused):
+            got = matmul_tiled(A, B)
+        assert_close(got, ref, dtype=dtype, **tol)
+        return
+    assert_close(matmul_tiled(A, B), ref, dtype=dtype, **tol)

@@ -34,6 +34,21 @@ def _operand(op, x, trans, size):
     return batch, rows, cols, max(ld, 1), bstride
 
 
+def hint_refusal(dtype: str, tile) -> str | None:
+    """Why the current device cannot run `tile` for `dtype` (the kernel, the limit
+    and the number, as matmul's own check says it), or None when it can."""
+    facts = rt.device_facts()
+    platform = facts["platform"]
+    if platform == "cuda" and facts["cc"] < (80 if dtype == "bf16" else 70):
+        platform = "simt"
+    bm, bn, bk = tile
+    try:
+        matmul_config(dtype, bm, bn, bk, tile=tuple(tile), platform=platform, smem_limit=_smem.smem_limit(facts))
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def matmul(a, b, *, out=None, trans_a: bool = False, trans_b: bool = False, bias=None,
            activation: str | None = None, alpha: float = 1.0, tile=None, dtype: str | None = None):
     """act(alpha * op(a) @ op(b) + bias) with op(x) = x.T (last two axes) if trans_x.
