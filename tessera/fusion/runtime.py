@@ -364,6 +364,8 @@ def run_cuda(outputs, inputs, shape, out=None) -> list:
         ir = lower(p, lay)
         src, name = render_cuda_ir(ir)
         k = _cuda_kernels[(lay.key, dev)] = (_cuda_function(src, name, lay.key), ir)
+    elif compile_c._listeners:  # as run_cpu: a listener sees every reuse of a kernel
+        compile_c.notify("cache_hit", k[1].name, 0.0, "cuda")
     fn, ir = k
     global _last_kernel
     _last_kernel = ir.name
