@@ -270,6 +270,11 @@ def set_check_numerics(enabled=True, overflow=None):
             _sub = subscribe(_checker)
     else:
         try:
+            # What was computed inside the checked scope is checked: lazy groups
+            # still pending (every elementwise result on a GPU) run now, while
+            # the checker listens, instead of unchecked at a later read.
+            from .fusion.lazy import flush_pending
+            flush_pending("check_numerics scope exit")
             sync_point()  # a pending device-side finding is reported now
         finally:
             if _sub is not None:

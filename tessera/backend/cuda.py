@@ -276,7 +276,9 @@ class CudaBackend(ArrayBackend):
     def weight_only_gemm(self, xbuf, xdt, q, bufs, trans):
         """qgemm.cu's weight-only kernel dequantizes tiles as it loads them; it takes
         W stored (N, K) with int8/int4 codes and per-row or per-group scales."""
-        if trans and q.scheme not in ("fp8_e4m3", "fp8_e5m2") and (q.group_size or q.axis in (0, None)):
+        from ..kernels.launchers.registry import QGEMM_WO_DTYPES
+        if (trans and xdt.name in QGEMM_WO_DTYPES and q.scheme not in ("fp8_e4m3", "fp8_e5m2")
+                and (q.group_size or q.axis in (0, None))):
             from ..kernels.launchers.qgemm import weight_only_gemm
             return weight_only_gemm(xbuf, q, bufs, xdt.name)
         return super().weight_only_gemm(xbuf, xdt, q, bufs, trans)

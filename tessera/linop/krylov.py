@@ -20,6 +20,11 @@ from ..errors import NumericsError
 def _bad(op, k, value):
     """NaN/Inf in a residual: raise under check_numerics, else stop with a breakdown."""
     if STATE.check_numerics:
+        # The op that made the NaN may have been checked on the device (a fused
+        # group on a GPU queues its check): report that finding, which names the
+        # culprit and its line, before this solver's generic one.
+        from ..numerics import sync_point
+        sync_point()
         raise NumericsError(f"[{op}] the residual norm became {value} at iteration {k}: "
                             "the operator or the right-hand side produced NaN or Inf")
     return -2, f"residual norm became {value} at iteration {k}"

@@ -3,6 +3,7 @@
 Marked `gpu`: skipped with "no CUDA GPU/CuPy" where CuPy or a device is missing.
 bf16/fp8 travel as uint16/uint8 words; ml_dtypes gives the reference values.
 """
+import importlib
 import itertools
 
 import numpy as np
@@ -106,6 +107,9 @@ def test_matmul_edge_cases_and_hints(cp, K):
 
 
 def test_matmul_auto_records_a_choice(cp, K, tmp_path, monkeypatch):
+    mm = importlib.import_module("tessera.kernels.launchers.matmul")
+    monkeypatch.setattr(mm, "_choices", {})  # nothing measured yet in this process either
+    monkeypatch.setattr(mm, "_loaded", False)
     monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
     a = cp.asarray(rand((256, 256), "fp32", 1), cp.float32)
     got = K.matmul_auto(a, a).get()

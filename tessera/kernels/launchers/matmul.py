@@ -173,11 +173,14 @@ def matmul_auto(a, b, *, trans_a=False, trans_b=False, bias=None, activation=Non
     ours = lambda: matmul(a, b, dtype=dt, **kw)  # noqa: E731
     choice = matmul_choice((batch, M, N, K), dt)
     if choice is None:
-        if dt == "bf16":  # CuPy stores bf16 as uint16 words: cuBLAS cannot be reached through it
-            choice = "tessera"
+        if dt == "bf16" and a.dtype.name != "bfloat16":
+            choice = "tessera"  # bf16 as uint16 words (a CuPy without bfloat16): no cuBLAS through CuPy
         else:
             t_ours = _time_ms(ours)
-            t_cublas = _time_ms(lambda: _cublas(a, b, **kw))
+            try:  # CuPy 14 multiplies bfloat16 arrays through cuBLAS; an older one may refuse
+                t_cublas = _time_ms(lambda: _cublas(a, b, **kw))
+            except (TypeError, ValueError, NotImplementedError):
+                t_cublas = float("inf")
             choice = "tessera" if t_ours <= t_cublas else "cublas"
         _choices[_key((batch, M, N, K), dt)] = choice
         try:
