@@ -52,6 +52,7 @@ def to_cupy(x, *, copy=None):
     from CuPy 14, as ml_dtypes' bfloat16): those raise (cast first, e.g.
     `to_cupy(x.astype("fp32"))`). A CPU tensor raises: nothing is copied across
     devices implicitly."""
+    require("cupy", "to_cupy")
     if not isinstance(x, Tensor):
         raise DTypeError(f"[to_cupy] expected a tessera.Tensor, got {type(x).__name__}")
     if x.device.type == "cpu":

@@ -120,6 +120,10 @@ def test_missing_framework_says_what_to_install(monkeypatch, module, fn, install
         if name == module or name.startswith(module + "."):
             monkeypatch.setitem(sys.modules, name, None)  # `import module` now fails
     monkeypatch.setitem(sys.modules, module, None)
+    if module == "cupy":  # nor a simulated CuPy (TESSERA_CUDA_SIM) handed to the backend
+        from tessera.backend import cupy_source
+        monkeypatch.delenv("TESSERA_CUDA_SIM", raising=False)
+        monkeypatch.setattr(cupy_source, "_modules", None)
     with pytest.raises(interop.MissingDependencyError, match=install) as e:
         fn()
     assert str(e.value).startswith("[") and isinstance(e.value, ImportError)
@@ -150,8 +154,17 @@ def test_cupy_converters_alias():
     back = interop.to_cupy(x)
     back[1, 1] = 8
     assert float(c[1, 1]) == 8.0
-    with pytest.raises(DTypeError, match=r"\[to_cupy\] CuPy has no bf16"):
-        interop.to_cupy(x.astype("bf16"))
+    h = x.astype("bf16")
+    if h.device.backend.storage_dtype(h.dtype) == h.dtype.np_storage:  # CuPy 14: native bfloat16
+        hb = interop.to_cupy(h)
+        assert hb.dtype == h.dtype.np_storage and hb.data.ptr == h.data.data.ptr
+    else:
+        with pytest.raises(DTypeError, match=r"\[to_cupy\] CuPy has no bf16"):
+            interop.to_cupy(h)
+    with pytest.raises(DTypeError, match=r"\[to_cupy\] CuPy has no fp8_e4m3"):
+        interop.to_cupy(x.astype("fp8_e4m3"))
+    if not torch.cuda.is_available():
+        return  # the torch half needs a CUDA torch
     t = torch.zeros(4, device="cuda", dtype=torch.bfloat16)
     y = interop.from_torch(t)
     t[1] = 3

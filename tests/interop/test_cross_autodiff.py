@@ -97,7 +97,7 @@ def test_torch_function_multiple_inputs_outputs_and_gradcheck(tdev):
                                (torch.cos(a) * c + 2 * a).detach().cpu().numpy())
 
 
-def test_from_torch_function_vs_finite_differences():
+def test_from_torch_function_vs_finite_differences(tdev):
     f = interop.from_torch_function(lambda a, b: torch.tanh(a) @ b)
     rng = np.random.default_rng(0)
     A, B = rng.normal(size=(3, 4)), rng.normal(size=(4, 2))
@@ -121,7 +121,7 @@ def test_zero_copy_inside_wrappers_and_non_tensor_outputs(tdev):
         bad2(ts.ones(1))
 
 
-def test_from_torch_function_guards_in_place_writes():
+def test_from_torch_function_guards_in_place_writes(tdev):
     f = interop.from_torch_function(lambda a: a * a)
     x = ts.asarray([1.0, 2.0], requires_grad=True)
     y = x * 1.0

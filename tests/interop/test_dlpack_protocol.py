@@ -289,6 +289,8 @@ def test_stream_minus_one_refused_while_producer_still_writes():
 
 @pytest.mark.gpu
 def test_gpu_roundtrip_torch_and_cupy():
+    if not torch.cuda.is_available():
+        pytest.skip("this torch has no CUDA")
     from tessera.backend.cupy_source import cupy as _cupy
     cupy = _cupy()
     for dtype in ["fp32", "bf16", "bool", "int8"]:
