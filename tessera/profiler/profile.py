@@ -199,11 +199,16 @@ class Recorder:
             evs = None
             if self._clock is not None and buf is not None and out.device.type != "cpu":
                 evs = (b[2], self._clock.mark())
+                self._mark_gpu()
             self.raw.append((p[0], "op" if buf is not None else "lazy", b[1], now, nb, meta, evs))
         elif kind in ("fused_start", "backward_start", "copy_start"):
             extra = _lop_bytes(p) if kind == "fused_start" and self.record_shapes else None
+            # [kind, t0, device mark, bytes, kernel name, ran on a GPU]: a span gets a
+            # device-lane twin only for GPU work (a CPU group on a GPU host has none)
+            gpu = (p["device"].type != "cpu" if kind == "fused_start" else
+                   p.device.type != "cpu" if kind == "copy_start" else False)
             self._stack().append([kind, now, self._clock.mark() if self._clock else None,
-                                  extra, None])
+                                  extra, None, gpu])
         elif kind == "compile":
             st = self._stack()
             if st and st[-1][0] == "fused_start":
@@ -218,11 +223,20 @@ class Recorder:
         elif kind in ("fused", "backward", "copy"):
             self._end(kind, p, now)
 
+    def _mark_gpu(self):
+        """GPU work ran: every open span around it (a backward, say) did GPU work."""
+        for e in self._stacks.get(_ident(), ()):
+            if type(e) is list:
+                e[5] = True
+
     def _end(self, kind, p, now):
         b = self._pop(_BEGIN[kind])
         if b is None:
             return
-        evs = (b[2], self._clock.mark()) if self._clock is not None else None
+        gpu = b[5] or (kind == "copy" and p[1].device.type != "cpu")
+        evs = (b[2], self._clock.mark()) if self._clock is not None and gpu else None
+        if gpu:
+            self._mark_gpu()
         nb = args = None
         if kind == "fused":
             cat = "fused"
