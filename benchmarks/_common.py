@@ -32,6 +32,13 @@ def tessera_sync(dev):
     return sync
 
 
+def add_device_arg(ap):
+    """The --device option every benchmark that compares devices takes."""
+    ap.add_argument("--device", default=None,
+                    help="cpu, cuda[:N] or all (default: tessera's default device, and the CPU "
+                         "too when that is a GPU)")
+
+
 def bench_devices(spec):
     """The tessera devices a benchmark's `--device` option names: None means tessera's
     default device, and when that is a GPU also the CPU (a table per device); "all"

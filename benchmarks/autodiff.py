@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (SMOKE, Worker, bench_devices, header, interleaved_workers,  # noqa: E402
+from _common import (SMOKE, Worker, add_device_arg, bench_devices, header, interleaved_workers,  # noqa: E402
                      load_line, serve, table, tessera_sync)
 
 SIZES = (784, 256, 256, 10)
@@ -218,9 +218,7 @@ def tape_table(dev, libs, adds, n2, r2):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
-    ap.add_argument("--device", default=None,
-                    help="cpu, cuda[:N] or all (default: tessera's default device, and the CPU "
-                         "too when that is a GPU)")
+    add_device_arg(ap)
     ap.add_argument("--worker", nargs=4, metavar=("LIB", "WHAT", "ARG", "DEVICE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (SMOKE, bench_devices, cupy_module, header, interleaved, load_line,  # noqa: E402
+from _common import (SMOKE, add_device_arg, bench_devices, cupy_module, header, interleaved, load_line,  # noqa: E402
                      table, tessera_sync, torch_device)
 
 import tessera as ts  # noqa: E402
@@ -159,9 +159,7 @@ def big_table(dev, n, bn, brep):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
-    ap.add_argument("--device", default=None,
-                    help="cpu, cuda[:N] or all (default: tessera's default device, and the CPU "
-                         "too when that is a GPU)")
+    add_device_arg(ap)
     args = ap.parse_args()
     devices = bench_devices(args.device)
     number, repeat = (200, 15) if args.quick else (500, 61)
