@@ -14,7 +14,7 @@ from .device import Device, cuda_is_available, default_device, get_device, set_d
 from .dtypes import (DType, bf16, bool_, complex64, complex128, finfo, fp8_e4m3, fp8_e5m2, fp16,
                      fp32, fp64, iinfo, int8, int16, int32, int64, isdtype, result_type, uint8)
 from .errors import (DeviceError, DTypeError, GradError, IndexingError, NumericsError,
-                     ShapeError, TesseraError)
+                     ShapeError, TesseraError, ConfigError)
 from .tensor import Tensor
 from .ops import *  # noqa: F401,F403
 from .autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import DeviceError
+from .errors import ConfigError, DeviceError
 
 
 class Device:
@@ -101,6 +101,8 @@ def cuda_device_count() -> int:
     try:
         from .backend.cupy_source import cupy
         return int(cupy().cuda.runtime.getDeviceCount())
+    except ConfigError:  # TESSERA_CUDA_SIM set to something unknown: say so
+        raise
     except Exception:  # no cupy, no driver, no device: all mean "no GPU"
         return 0
 

@@ -36,6 +36,10 @@ class GradError(TesseraError, RuntimeError):
     tensor modified in place after it was saved for backward."""
 
 
+class ConfigError(TesseraError, ValueError):
+    """A TESSERA_* environment variable (or a switch) set to a value tessera does not know."""
+
+
 def fmt_shapes_aligned(*shapes):
     """Right-align shapes the way broadcasting aligns them, one per line."""
     n = max((len(s) for s in shapes), default=0)

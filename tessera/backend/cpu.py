@@ -27,6 +27,7 @@ import os
 import numpy as np
 
 from .. import dtypes as _dt
+from .._config import env_choice
 
 
 def _openmp_defaults(env=os.environ):
@@ -61,7 +62,7 @@ def _tune_malloc(env=os.environ):
     """Raise glibc's mmap and trim thresholds (Linux/glibc only; a user's
     MALLOC_*_ or GLIBC_TUNABLES settings win, TESSERA_MALLOC_TUNING=0 opts out).
     Returns True when applied."""
-    if env.get("TESSERA_MALLOC_TUNING", "1") == "0" or "GLIBC_TUNABLES" in env \
+    if env_choice("TESSERA_MALLOC_TUNING", "1", ("0", "1")) == "0" or "GLIBC_TUNABLES" in env \
             or any(k.startswith("MALLOC_") for k in env):
         return False
     import platform
@@ -230,7 +231,8 @@ def _n_cpus():
 def _default_thread_budget():
     env = os.environ
     if "TESSERA_BLAS_THREADS" in env:
-        n = int(env["TESSERA_BLAS_THREADS"])
+        from .._config import env_number
+        n = env_number("TESSERA_BLAS_THREADS", 1, int, 1)
     elif "OPENBLAS_NUM_THREADS" in env or "OMP_NUM_THREADS" in env or _n_cpus() > 2:
         return  # the user's (or OpenBLAS's) choice
     else:

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._config import env_choice
 from .._listeners import Listeners
 
 # libgomp's wait policy (read once, when the first generated kernel loads it) is
@@ -149,7 +150,7 @@ def compile_c(source: str, name: str, key: tuple):
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise CompileError(f"[fusion] gcc failed on {name}:\n{proc.stderr}\n--- source ---\n{source}")
-        if os.environ.get("TESSERA_KEEP_SOURCE") == "1":
+        if env_choice("TESSERA_KEEP_SOURCE", "0", ("0", "1")) == "1":
             os.replace(src, so.with_suffix(".c"))
         os.replace(out, so)
     fn = _load(so, name)

@@ -81,7 +81,8 @@ class _OutputPool:
 
     def __init__(self):
         import os
-        self.max_idle = int(float(os.environ.get("TESSERA_CPU_POOL_MB", "512")) * (1 << 20))
+        from .._config import env_number
+        self.max_idle = int(env_number("TESSERA_CPU_POOL_MB", 512.0, float) * (1 << 20))
         self.blocks: dict = {}   # nbytes -> [raw uint8 arrays]
 
     def empty(self, shape, dt):

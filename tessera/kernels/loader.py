@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._config import env_choice
 from .._listeners import Listeners
 
 KERNELS_DIR = Path(__file__).resolve().parent
@@ -437,7 +438,7 @@ class KernelModule:
                     binary, lowered, _ = nvrtc_compile(self.file_name, self.name_expressions, arch, self.options)
                     cache.put(key, binary, {"lowered": lowered, "file": self.file_name, "arch": arch,
                                             "compiler": version, "names": self.name_expressions})
-                    if os.environ.get("TESSERA_KEEP_KERNEL_SOURCE"):  # debugging: source beside binary
+                    if env_choice("TESSERA_KEEP_KERNEL_SOURCE", "0", ("0", "1")) == "1":  # debugging: source beside binary
                         _atomic_write(cache.root / f"{key}.cu", source.encode())
                     hit = cache.get(key)
                 if hit is not None:

@@ -169,10 +169,16 @@ def empty(shape, *, dtype=None, device=None, requires_grad=False):
 
 
 def full(shape, fill_value, *, dtype=None, device=None, requires_grad=False):
+    """A tensor of `shape` filled with the scalar `fill_value`, as the Array API's
+    `full` (dtype from the scalar: bool, int64, fp32 or complex64)."""
+    v = fill_value.item() if isinstance(fill_value, np.generic) else fill_value
+    if not isinstance(v, (bool, int, float, complex)):
+        # a str, None or a list is not a fill value (NumPy made them [True, True])
+        raise DTypeError(f"[full] fill_value must be a bool, int, float or complex scalar, got "
+                         f"{type(fill_value).__name__} {fill_value!r}; for tensor data use tessera.asarray")
     if dtype is None:
-        dtype = _infer_scalar_dtype({type(fill_value) if not isinstance(fill_value, np.generic)
-                                     else type(fill_value.item())})
-    return _grad(_make(shape, dtype, device, fill_value, "full"), requires_grad)
+        dtype = _infer_scalar_dtype({type(v)})
+    return _grad(_make(shape, dtype, device, v, "full"), requires_grad)
 
 
 def _like(x, dtype, device):

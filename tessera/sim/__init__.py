@@ -16,18 +16,16 @@ races of a real memory model.
 """
 from __future__ import annotations
 
-import os
 
 ACCEPTED = ("1", "cuda", "hip")
 
 
 def requested() -> str | None:
     """The platform TESSERA_CUDA_SIM asks for ("cuda" or "hip"), or None."""
-    v = os.environ.get("TESSERA_CUDA_SIM", "").strip().lower()
-    if v in ("", "0"):
+    from .._config import env_choice
+    v = env_choice("TESSERA_CUDA_SIM", "0", ("0",) + ACCEPTED)
+    if v == "0":
         return None
-    if v not in ACCEPTED:
-        raise ValueError(f"TESSERA_CUDA_SIM={v!r} is not understood; accepted: 0, 1, cuda, hip")
     return "cuda" if v == "1" else v
 
 

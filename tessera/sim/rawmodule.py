@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._config import env_choice
 from . import cuda as _cuda
 from .ndarray import ndarray
 
@@ -200,7 +201,7 @@ _PLAIN_INCLUDES = {"compat.cuh", "functors.cuh"}
 
 
 def barrier_free(code):
-    if os.environ.get("TESSERA_SIM_FIBERS") == "1":
+    if env_choice("TESSERA_SIM_FIBERS", "0", ("0", "1")) == "1":
         return False
     includes = set(re.findall(r'#\s*include\s*[<"]([^>"]+)[>"]', code))
     return not _BARRIER_WORDS.search(code) and includes <= _PLAIN_INCLUDES

@@ -190,3 +190,19 @@ def test_tensor_constructor():
     assert t.shape == (1, 2) and t.dtype is ts.fp16 and t.requires_grad and t.is_leaf
     z = ts.tensor((2, 3), dtype="bf16")
     assert z.shape == (2, 3) and z.dtype is ts.bf16 and float(ts.sum(z)) == 0.0
+
+
+@pytest.mark.parametrize("bad", ["a", None, [1, 2], object()])
+def test_full_rejects_what_is_not_a_scalar(bad):
+    # NumPy turned each of these into [True, True] (truthiness of the object)
+    with pytest.raises(ts.DTypeError, match=r"\[full\] fill_value must be a bool, int, float or complex "
+                                            r"scalar, got \w+"):
+        ts.full((2,), bad)
+
+
+@pytest.mark.parametrize("value, dtype, ref", [(True, "bool", [True, True]), (3, "int64", [3, 3]),
+                                               (np.float32(1.5), "fp32", [1.5, 1.5]),
+                                               (np.int8(-2), "int64", [-2, -2]), (2j, "complex64", [2j, 2j])])
+def test_full_infers_its_dtype_from_the_scalar(value, dtype, ref):
+    t = ts.full((2,), value)
+    assert t.dtype.name == dtype and t.tolist() == ref
