@@ -9,6 +9,8 @@ tensors. Operators and methods delegate to `tessera.ops`; they are attached by
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import dtypes as _dt
 from ._config import STATE
 from .errors import GradError
@@ -300,10 +302,27 @@ def _adopt(t, fresh):
 _object_new = object.__new__
 
 
+def _scalar_types():
+    types = {np.dtype(c).type for c in "?bhilqBHILQefdgFDG"}
+    for d in (_dt.bf16, _dt.fp8_e4m3, _dt.fp8_e5m2):
+        st = d.np_storage
+        if st is not None:
+            types.add(st.type)
+    return frozenset(types)
+
+
+_NP_SCALARS = _scalar_types()
+
+
 def _new(buf, shape, dtype, device):
-    """The fast constructor used by every op: no checks, no conversions. Every
-    field is written inline (this runs once per op; a loop or call costs more)."""
+    """The fast constructor used by every op: no checks, and one conversion: a
+    NumPy scalar (what a NumPy ufunc returns for 0-d operands) becomes a 0-d
+    array, so 0-d results take in-place writes and share memory with their views
+    as every other tensor does. Every field is written inline (this runs once per
+    op; a loop or call costs more)."""
     t = _object_new(Tensor)
+    if buf.__class__ in _NP_SCALARS:
+        buf = np.asarray(buf)
     t._buf = buf
     t._lazy = None
     t.shape = shape

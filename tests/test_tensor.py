@@ -394,3 +394,39 @@ def test_values_survive_every_layout(case):
     np.testing.assert_array_equal(to_np64(ts.contiguous(t)), ref)
     if layout != "contiguous" and t.size > 1 and t.ndim >= 1 and max(t.shape) > 1:
         pass  # a layout of a size-1 axis can still be contiguous
+
+
+def test_in_place_ops_on_0d_results():
+    """0-d results hold 0-d arrays, not NumPy scalars: they take in-place writes and
+    share memory with their views (y += 1 on `asarray(1.0) * 2` raised TypeError)."""
+    y = ts.asarray(1.0) * 2
+    y += 1
+    assert y.shape == () and float(y) == 3.0
+    m = ts.mean(ts.asarray([1.0, 2.0]))
+    v = m[...]
+    m[...] = 0
+    assert float(m) == 0.0 and float(v) == 0.0  # the view sees the write
+    g = ts.asarray(3.0, requires_grad=True)
+    (g * g).backward()
+    g.grad[...] = 0  # zeroing a 0-d gradient in place, as optimizers do
+    assert float(g.grad) == 0.0
+    s = ts.sum(ts.asarray([1, 2, 3]))
+    s -= 6
+    assert int(s) == 0 and s.dtype.name == "int64"
+
+
+def test_in_place_write_into_a_broadcast_view_is_a_clear_error():
+    """NumPy's bare "assignment destination is read-only" on the CPU; on a GPU CuPy
+    would let every aliased element race. Both say what it is, and what to do."""
+    b = ts.broadcast_to(ts.asarray([1.0, 2.0]), (3, 2))
+    with pytest.raises(ts.ShapeError, match=r"\[add\] cannot write in place into a broadcast view "
+                                            r"\(shape \(3, 2\), strides .*make a copy first"):
+        b += 1
+    with pytest.raises(ts.ShapeError, match=r"\[setitem\] cannot write in place into a broadcast view"):
+        b[0, 0] = 5.0
+    c = b.copy()
+    c += 1
+    assert c.tolist() == [[2.0, 3.0]] * 3
+    one = ts.zeros((3, 1))  # a size-1 axis is no broadcast: writable
+    one += 1
+    assert one.tolist() == [[1.0]] * 3

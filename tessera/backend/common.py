@@ -159,9 +159,15 @@ class ArrayBackend:
             r = (xp.all if name == "all" else xp.any)(x, axis=axes, keepdims=keepdims)
         elif name == "logsumexp":
             xx = x if dtype is _dt.fp64 else x.astype(np.float32)
-            m = xp.max(xx, axis=axes, keepdims=True)
-            m = xp.where(xp.isfinite(m), m, 0)
-            r = xp.log(xp.sum(xp.exp(xx - m), axis=axes, keepdims=True)) + m
+            if any(xx.shape[a] == 0 for a in axes):
+                # over an empty axis the sum of exps is 0: -inf, as torch (max has no
+                # identity there, and CuPy's max takes no `initial`)
+                r = xp.full(tuple(1 if i in axes else d for i, d in enumerate(xx.shape)), -np.inf,
+                            dtype=xx.dtype)
+            else:
+                m = xp.max(xx, axis=axes, keepdims=True)
+                m = xp.where(xp.isfinite(m), m, 0)
+                r = xp.log(xp.sum(xp.exp(xx - m), axis=axes, keepdims=True)) + m
             if not keepdims:
                 r = xp.squeeze(r, axis=axes)
         else:

@@ -21,6 +21,14 @@ def check_inplace(op, x):
     flush_pending("in-place write")
     if x._buf is None:
         x.realize()
+    buf = x._buf
+    if any(st == 0 and n > 1 for st, n in zip(buf.strides, buf.shape)):
+        # many elements share one memory location (a broadcast_to/expand view): NumPy
+        # refuses the write with a bare message, CuPy would race on the GPU
+        from ..errors import ShapeError
+        raise ShapeError(f"[{op}] cannot write in place into a broadcast view (shape {x.shape}, "
+                         f"strides {buf.strides}: elements share memory); make a copy first, "
+                         "e.g. x = x.copy()")
 
 
 def bump(x):

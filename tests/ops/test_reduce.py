@@ -187,6 +187,17 @@ def test_logsumexp_is_stable():
     assert float(ts.logsumexp(ts.asarray([-np.inf, -np.inf]))) == -np.inf
 
 
+@pytest.mark.parametrize("dtype", ["fp32", "fp64"])
+def test_logsumexp_over_an_empty_axis_is_minus_inf(dtype):
+    """As torch.logsumexp: the sum of no exps is 0 (NumPy's max raised a bare ValueError)."""
+    x = ts.zeros((2, 0), dtype=dtype)
+    r = ts.logsumexp(x, axis=1)
+    assert r.shape == (2,) and r.dtype.name == dtype and r.tolist() == [-np.inf, -np.inf]
+    assert ts.logsumexp(x, axis=1, keepdims=True).shape == (2, 1)
+    assert ts.logsumexp(x, axis=0).shape == (0,)
+    assert float(ts.logsumexp(ts.zeros((0,), dtype=dtype))) == -np.inf
+
+
 @pytest.mark.parametrize("name", ["sum", "max", "min", "prod", "mean", "var", "logsumexp"])
 @settings(max_examples=3)
 @given(shape=BIG_SHAPES, dtype=st.sampled_from(FLOATS), layout=st.sampled_from(LAYOUTS),
