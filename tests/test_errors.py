@@ -91,6 +91,17 @@ CASES = [
     (lambda: (ts.ones((2,), requires_grad=True) * 2).backward(), ts.GradError,
      r"^\[backward\] gradient can be implicitly created only for scalar outputs"),
     (lambda: ts.ones((2,)).sum().backward(), ts.GradError, r"^\[backward\] tensor does not require"),
+    # messages that were NumPy's bare ones, or named [asarray] for another op's operand
+    (lambda: ts.arange(5)[::0], ts.IndexingError, r"^\[getitem\] slice step cannot be zero"),
+    (lambda: ts.arange(6).reshape(2, 3)[:, 1::0], ts.IndexingError, r"^\[getitem\] slice step .* axis 1"),
+    (lambda: ts.eye(-1), ts.ShapeError, r"^\[eye\] negative dimension in shape \(-1, -1\)"),
+    (lambda: ts.empty((2 ** 62, 4)), ts.ShapeError,
+     r"^\[empty\] shape \(4611686018427387904, 4\) has \d+ elements, more than any device"),
+    (lambda: ts.asarray(float("nan"), dtype="int32"), ts.DTypeError, r"^\[asarray\] NaN cannot be stored in int32"),
+    (lambda: ts.asarray("abc"), ts.DTypeError, r"^\[asarray\] cannot make a tensor from the str 'abc'"),
+    (lambda: ts.ones((2,)) * "a", ts.DTypeError, r"^\[multiply\] cannot make a tensor from the str 'a'"),
+    (lambda: ts.add(ts.ones((2,)), None), ts.DTypeError, r"^\[add\] cannot make a tensor element from NoneType"),
+    (lambda: ts.maximum(ts.ones((2,)), object()), ts.DTypeError, r"^\[maximum\] cannot make a tensor element"),
 ]
 
 

@@ -34,6 +34,14 @@ def cupyx():
     return (_modules or _resolve())[1]
 
 
+def is_cupy_array(x) -> bool:
+    """Whether `x` is an array of the CuPy the backend is handed (or, before one is,
+    of an installed CuPy the user imported), without importing CuPy."""
+    if _modules is not None and isinstance(x, _modules[0].ndarray):
+        return True
+    return type(x).__module__.split(".")[0] == "cupy"
+
+
 _on_switch: list = []
 
 

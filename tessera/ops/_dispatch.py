@@ -74,13 +74,19 @@ def to_tensor(op, x, device=None, dtype=None):
     from .creation import asarray
     from ..device import CPU, get_device
     dev = get_device(device) if device is not None else None
-    if dev is not None and dev.type != "cpu" and not isinstance(x, _VALUES):
-        if type(x).__module__.split(".")[0] != "cupy":
-            if not isinstance(x, np.ndarray):
-                asarray(x, dtype=dtype, device=CPU)  # raises for what no device could take
-            raise DeviceError(f"[{op}] got host data ({type(x).__name__}) for an op on {dev}; "
-                              f"convert it with tessera.asarray(x, device='{dev}') first")
-    return asarray(x, dtype=dtype, device=dev)
+    try:
+        if dev is not None and dev.type != "cpu" and not isinstance(x, _VALUES):
+            if not isinstance(x, dev.backend.array_type):  # the device's own arrays (CuPy's) are no host data
+                if not isinstance(x, np.ndarray):
+                    asarray(x, dtype=dtype, device=CPU)  # raises for what no device could take
+                raise DeviceError(f"[{op}] got host data ({type(x).__name__}) for an op on {dev}; "
+                                  f"convert it with tessera.asarray(x, device='{dev}') first")
+        return asarray(x, dtype=dtype, device=dev)
+    except DTypeError as e:
+        if op == "asarray":
+            raise
+        # name the op the user called, not the conversion inside it
+        raise DTypeError(str(e).replace("[asarray]", f"[{op}]", 1)) from None
 
 
 def norm_axis(op, axis, ndim, allow_none=True):
@@ -123,9 +129,13 @@ def check_shape_arg(op, shape):
         out = tuple(operator.index(d) for d in shape)
     except TypeError:
         raise ShapeError(f"[{op}] shape must be a tuple of integers, got {shape!r}") from None
+    n = 1
     for d in out:
         if d < 0:
             raise ShapeError(f"[{op}] negative dimension in shape {out}")
+        n *= d
+    if n >= 1 << 62:  # NumPy: "array is too big; `arr.size * arr.dtype.itemsize` is larger..."
+        raise ShapeError(f"[{op}] shape {out} has {n} elements, more than any device can address")
     return out
 
 

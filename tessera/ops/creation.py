@@ -77,8 +77,8 @@ def asarray(obj, dtype=None, device=None, copy=None, requires_grad=False):
     else:
         dev = get_device(device)
         backend = dev.backend
-        mod = type(obj).__module__.split(".")[0]
-        if mod == "cupy":
+        from ..backend.cupy_source import is_cupy_array
+        if is_cupy_array(obj):
             if dev.type == "cpu":
                 from ..errors import DeviceError
                 raise DeviceError("[asarray] got a CuPy (GPU) array for device cpu; use "
@@ -91,6 +91,11 @@ def asarray(obj, dtype=None, device=None, copy=None, requires_grad=False):
                 arr = arr.copy()
             out = _new(arr, tuple(arr.shape), src, dev)
         else:
+            if isinstance(obj, (str, bytes)):
+                raise DTypeError(f"[asarray] cannot make a tensor from the {type(obj).__name__} {obj!r}: "
+                                 "tensor data is numbers or booleans")
+            if isinstance(obj, float) and dt is not None and dt.kind in "iu" and obj != obj:
+                raise DTypeError(f"[asarray] NaN cannot be stored in {dt.name}")  # NumPy's bare error
             if isinstance(obj, np.ndarray) or np.isscalar(obj) and not isinstance(obj, (bool, int, float, complex)):
                 arr = np.asarray(obj)
                 # ml_dtypes' bfloat16/float8 report kind "V": let get_dtype decide those
@@ -228,6 +233,8 @@ def linspace(start, stop, num, *, dtype=None, device=None, endpoint=True):
 
 
 def eye(n_rows, n_cols=None, *, k=0, dtype=None, device=None):
+    """Ones on the k-th diagonal, as the Array API's `eye` (default dtype fp32)."""
+    check_shape_arg("eye", (n_rows, n_rows if n_cols is None else n_cols))
     ref = np.eye(n_rows, n_cols, k=k, dtype=np.float64)
     return asarray(ref, dtype=dtype or _dt.fp32, device=device)
 

@@ -44,6 +44,8 @@ def _norm_key(op, x, key):
             out.append(k)
             continue
         if isinstance(k, slice):
+            if k.step == 0:
+                raise IndexingError(f"[{op}] slice step cannot be zero ({k!r} on axis {dim} of shape {x.shape})")
             out.append(k)
             dim += 1
             continue
@@ -160,8 +162,8 @@ def _basic_cpu(x, key, tk):
             return None  # the general path raises the IndexingError
         k = (key, Ellipsis)
     elif tk is slice:
-        if not shape:
-            return None
+        if not shape or key.step == 0:
+            return None  # the general path raises the IndexingError
         k = (key, Ellipsis)
     else:
         if len(key) > len(shape):
@@ -171,7 +173,7 @@ def _basic_cpu(x, key, tk):
             if te is int:
                 if not -shape[d] <= e < shape[d]:
                     return None
-            elif te is not slice:
+            elif te is not slice or e.step == 0:
                 return None
         k = key + (Ellipsis,)
     out = _new(buf[k], None, x.dtype, _CPU)
