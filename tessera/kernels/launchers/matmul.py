@@ -158,6 +158,9 @@ def _cublas(a, b, trans_a, trans_b, bias, activation, alpha):
         x = 0.5 * x * (1 + cupyx().scipy.special.erf(x / 2 ** 0.5))
     elif activation == "silu":
         x = x / (1 + c.exp(-x))
+    if x.dtype != a.dtype:  # a matmul of narrow floats may come back wider (ml_dtypes' bf16 does)
+        from .movement import cast
+        x = cast(c.ascontiguousarray(x), rt.dtype_name(x), rt.dtype_name(a))
     return x
 
 
