@@ -76,7 +76,8 @@ def to_tensor(op, x, device=None, dtype=None):
     dev = get_device(device) if device is not None else None
     try:
         if dev is not None and dev.type != "cpu" and not isinstance(x, _VALUES):
-            if not isinstance(x, dev.backend.array_type):  # the device's own arrays (CuPy's) are no host data
+            from ..backend.cupy_source import is_cupy_array
+            if not is_cupy_array(x):  # CuPy's arrays (the simulator's too) are device data
                 if not isinstance(x, np.ndarray):
                     asarray(x, dtype=dtype, device=CPU)  # raises for what no device could take
                 raise DeviceError(f"[{op}] got host data ({type(x).__name__}) for an op on {dev}; "
