@@ -80,7 +80,6 @@ class _OutputPool:
     MIN_BYTES = 1 << 22
 
     def __init__(self):
-        import os
         from .._config import env_number
         self.max_idle = int(env_number("TESSERA_CPU_POOL_MB", 512.0, float) * (1 << 20))
         self.blocks: dict = {}   # nbytes -> [raw uint8 arrays]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import cuda  # noqa: F401  - cupy.cuda
-from .ndarray import check_dtype, copy_of, current_device, ndarray, unwrap, unwrap_operand, wrap
+from .ndarray import check_dtype, copy_of, ndarray, unwrap, unwrap_operand, wrap
 from .rawmodule import RawKernel, RawModule  # noqa: F401
 
 __version__ = "14.0.0+tessera.sim"
